@@ -1,0 +1,67 @@
+/* args.c: strict number parsing for command-line options (no silent
+ * truncation: trailing junk, overflow and out-of-range values are errors). */
+#include "cli/args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+bool arg_int(const char *opt, const char *s, long long min, long long max, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "citadel: %s expects a whole number from %lld to %lld, got '%s'\n", opt, min, max, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool arg_u64(const char *opt, const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    if (s[0] == '-') {
+        fprintf(stderr, "citadel: %s expects a non-negative whole number, got '%s'\n", opt, s);
+        return false;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '\0') {
+        fprintf(stderr, "citadel: %s expects a non-negative whole number below 2^64, got '%s'\n", opt, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool arg_float(const char *opt, const char *s, double min, double max, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || isnan(v) || v < min || v > max) {
+        fprintf(stderr, "citadel: %s expects a number from %g to %g, got '%s'\n", opt, min, max, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *fmt_bytes(uint64_t n, char *buf, int buflen)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, (size_t)buflen, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, (size_t)buflen, "%.2f %s", v, units[u]);
+    return buf;
+}

@@ -1,0 +1,16 @@
+/* args.h: strict number parsing for command-line options. Each parser prints
+ * a message naming the option, the value and the allowed range on failure. */
+#ifndef CITADEL_CLI_ARGS_H
+#define CITADEL_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+bool arg_int(const char *opt, const char *s, long long min, long long max, long long *out);
+bool arg_u64(const char *opt, const char *s, uint64_t *out);
+bool arg_float(const char *opt, const char *s, double min, double max, double *out);
+
+/* Human-readable byte count ("1.5 MiB") into buf. */
+const char *fmt_bytes(uint64_t n, char *buf, int buflen);
+
+#endif
