@@ -12,6 +12,7 @@
 static const struct cli_command commands[] = {
     {"run", "generate text from a prompt with a GGUF model", cmd_run},
     {"inspect", "show a GGUF file's metadata, tensors and memory needs", cmd_inspect},
+    {"template", "show the exact prompt a chat template renders", cmd_template},
 };
 
 static void usage(FILE *f)

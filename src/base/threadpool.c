@@ -1,0 +1,186 @@
+/* threadpool.c: persistent pthread workers for parallel-for loops.
+ *
+ * One mutex and two condition variables: the caller publishes a job and
+ * bumps a generation counter (work_cv wakes the workers), every thread then
+ * claims chunks of the range from an atomic cursor until it runs dry, and
+ * the last worker to finish signals done_cv. Blocking instead of spinning is
+ * deliberate: inference shares its cores with an HTTP server and other
+ * processes, where spinning workers would steal time from the thread that
+ * feeds them. Dynamic chunking keeps all threads busy when one of them is
+ * descheduled. */
+#include "base/threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/err.h"
+
+struct worker {
+    struct cit_threadpool *pool;
+    unsigned tid;
+};
+
+struct cit_threadpool {
+    unsigned n_threads;
+    unsigned n_started; /* workers actually running (n_threads - 1 once built) */
+    pthread_t *threads; /* (n_threads - 1) */
+    struct worker *workers; /* (n_threads - 1) */
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;
+    pthread_cond_t done_cv;
+    uint64_t gen;     /* job generation; guarded by mu */
+    unsigned pending; /* workers still inside the current job; guarded by mu */
+    bool quit;        /* guarded by mu */
+
+    /* The current job: written by the caller before gen is bumped under mu,
+     * read by workers after they observe the new gen under mu. */
+    cit_parallel_fn fn;
+    void *arg;
+    size_t n;
+    size_t chunk;
+    atomic_size_t next; /* first index not yet claimed */
+};
+
+static void run_chunks(struct cit_threadpool *p, unsigned tid)
+{
+    for (;;) {
+        size_t begin = atomic_fetch_add_explicit(&p->next, p->chunk, memory_order_relaxed);
+        if (begin >= p->n)
+            return;
+        size_t end = p->n - begin < p->chunk ? p->n : begin + p->chunk;
+        p->fn(p->arg, begin, end, tid);
+    }
+}
+
+static void *worker_main(void *varg)
+{
+    struct worker *w = varg;
+    struct cit_threadpool *p = w->pool;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit)
+            pthread_cond_wait(&p->work_cv, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+
+        run_chunks(p, w->tid);
+
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0)
+            pthread_cond_signal(&p->done_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+unsigned cit_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    if ((unsigned long)n > CIT_THREADPOOL_MAX_THREADS)
+        return CIT_THREADPOOL_MAX_THREADS;
+    return (unsigned)n;
+}
+
+enum cit_status cit_threadpool_new(unsigned n_threads, struct cit_threadpool **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (n_threads < 1 || n_threads > CIT_THREADPOOL_MAX_THREADS)
+        return cit_fail(CIT_ERR_RANGE, err, errlen, "n_threads %u out of range [1, %u]", n_threads,
+                        CIT_THREADPOOL_MAX_THREADS);
+    struct cit_threadpool *p = calloc(1, sizeof *p);
+    if (!p)
+        return cit_fail(CIT_ERR_NOMEM, err, errlen, "thread pool: out of memory");
+    p->n_threads = n_threads;
+    atomic_init(&p->next, 0);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    unsigned n_workers = n_threads - 1;
+    if (n_workers > 0) {
+        p->threads = calloc(n_workers, sizeof *p->threads);
+        p->workers = calloc(n_workers, sizeof *p->workers);
+        if (!p->threads || !p->workers) {
+            cit_threadpool_free(p);
+            return cit_fail(CIT_ERR_NOMEM, err, errlen, "thread pool: out of memory");
+        }
+    }
+    for (unsigned i = 0; i < n_workers; i++) {
+        p->workers[i] = (struct worker){p, i + 1};
+        if (pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]) != 0) {
+            cit_threadpool_free(p);
+            return cit_fail(CIT_ERR_NOMEM, err, errlen, "thread pool: cannot start worker %u of %u", i + 1,
+                            n_workers);
+        }
+        p->n_started++;
+    }
+    *out = p;
+    return CIT_OK;
+}
+
+void cit_threadpool_free(struct cit_threadpool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = true;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->n_started; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_cond_destroy(&p->done_cv);
+    pthread_cond_destroy(&p->work_cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->workers);
+    free(p->threads);
+    free(p);
+}
+
+unsigned cit_threadpool_size(const struct cit_threadpool *p)
+{
+    return p->n_threads;
+}
+
+void cit_threadpool_for(struct cit_threadpool *p, size_t n, size_t grain, cit_parallel_fn fn, void *arg)
+{
+    if (n == 0)
+        return;
+    if (grain == 0)
+        grain = 1;
+    if (p->n_threads == 1 || n <= grain) {
+        fn(arg, 0, n, 0);
+        return;
+    }
+    /* About four chunks per thread: enough to rebalance around a thread
+     * that gets descheduled, few enough to keep the cursor cold. */
+    size_t chunk = n / ((size_t)p->n_threads * 4);
+    if (chunk < grain)
+        chunk = grain;
+
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->n = n;
+    p->chunk = chunk;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    p->pending = p->n_threads - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+
+    run_chunks(p, 0);
+
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0)
+        pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
