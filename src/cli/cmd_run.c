@@ -2,6 +2,7 @@
  * the sampler chain and stream the text to stdout as it is produced. Speed
  * figures go to stderr so stdout holds only text. */
 #include <getopt.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "citadel/gguf.h"
 #include "citadel/model.h"
 #include "citadel/sampler.h"
+#include "citadel/template.h"
 #include "citadel/tokenizer.h"
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -43,6 +45,9 @@ static void usage(FILE *f)
             "  -s, --seed S              random seed; the same seed gives the same text (default: from the clock, printed)\n"
             "      --ignore-eos          keep generating past end-of-text tokens\n"
             "      --no-echo             do not print the prompt before the generated text\n"
+            "      --chat                treat the prompt as a user message and render it with the model's\n"
+            "                            chat template (ChatML when the model has none; see docs/templates.md)\n"
+            "      --system TEXT         system message for --chat\n"
             "  -h, --help                this help\n",
             RUN_DEFAULT_MAX_CTX);
 }
@@ -55,15 +60,15 @@ static double now_s(void)
 }
 
 struct run_opts {
-    const char *model, *prompt, *prompt_file;
+    const char *model, *prompt, *prompt_file, *system;
     long long n_predict, n_ctx, n_threads;
     struct cit_sampler_params sp;
-    int seed_given, ignore_eos, echo;
+    int seed_given, ignore_eos, echo, chat;
 };
 
 static int parse(int argc, char **argv, struct run_opts *o)
 {
-    enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_REPN, O_PRES, O_FREQ, O_IGN, O_NOECHO };
+    enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_REPN, O_PRES, O_FREQ, O_IGN, O_NOECHO, O_CHAT, O_SYSTEM };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'}, {"prompt", required_argument, NULL, 'p'},
         {"file", required_argument, NULL, 'f'}, {"n-predict", required_argument, NULL, 'n'},
@@ -75,6 +80,7 @@ static int parse(int argc, char **argv, struct run_opts *o)
         {"presence-penalty", required_argument, NULL, O_PRES},
         {"frequency-penalty", required_argument, NULL, O_FREQ},
         {"ignore-eos", no_argument, NULL, O_IGN}, {"no-echo", no_argument, NULL, O_NOECHO},
+        {"chat", no_argument, NULL, O_CHAT}, {"system", required_argument, NULL, O_SYSTEM},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     long long v;
     double d;
@@ -99,6 +105,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
         case O_FREQ: if (!arg_float("--frequency-penalty", optarg, -100, 100, &d)) return 2; o->sp.frequency_penalty = (float)d; break;
         case O_IGN: o->ignore_eos = 1; break;
         case O_NOECHO: o->echo = 0; break;
+        case O_CHAT: o->chat = 1; break;
+        case O_SYSTEM: o->system = optarg; break;
         case 'h': usage(stdout); return -1;
         default: usage(stderr); return 2;
         }
@@ -109,6 +117,10 @@ static int parse(int argc, char **argv, struct run_opts *o)
     }
     if (!o->model) {
         fprintf(stderr, "citadel run: no model given: use -m MODEL.gguf (see citadel run --help)\n");
+        return 2;
+    }
+    if (o->system && !o->chat) {
+        fprintf(stderr, "citadel run: --system needs --chat\n");
         return 2;
     }
     if (!o->prompt == !o->prompt_file) {
@@ -147,6 +159,41 @@ static char *read_prompt_file(const char *path, size_t *len)
     fclose(f);
     *len = n;
     return buf;
+}
+
+/* Renders [system?, user] through the model's chat template (parsed here,
+ * so a broken template is reported before any generation) into a malloc'd
+ * prompt that already holds the BOS text. */
+static char *render_chat(const struct cit_model *model, const char *system, const char *user, size_t user_len,
+                         size_t *out_len)
+{
+    char err[1024];
+    struct cit_template *t = NULL;
+    char *out = NULL;
+    json_t *msgs = json_array();
+    json_t *u = json_stringn(user, user_len);
+    if (!msgs || !u) {
+        fprintf(stderr, "citadel run: out of memory\n");
+        json_decref(u);
+        goto done;
+    }
+    if (system)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", system));
+    json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", "user", "content", u));
+    if (cit_template_from_gguf(cit_model_gguf(model), &t, err, sizeof err) != CIT_OK) {
+        fprintf(stderr, "citadel run: the model's chat template cannot be used: %s\n", err);
+        goto done;
+    }
+    if (cit_template_is_fallback(t))
+        fprintf(stderr, "citadel run: the model has no chat template; using the ChatML fallback\n");
+    if (cit_template_render_chat(t, msgs, true, NULL, NULL, NULL, NULL, &out, out_len, err, sizeof err) != CIT_OK) {
+        fprintf(stderr, "citadel run: chat template: %s\n", err);
+        out = NULL;
+    }
+done:
+    cit_template_free(t);
+    json_decref(msgs);
+    return out;
 }
 
 /* Streams the piece of one token through the UTF-8-aware detokenizer. */
@@ -211,7 +258,18 @@ int cmd_run(int argc, char **argv)
     }
     const char *prompt = o.prompt_file ? text : o.prompt;
     size_t prompt_len = o.prompt_file ? text_len : strlen(o.prompt);
-    if (cit_tokenize_alloc(tok, prompt, prompt_len, true, true, &ids, &n_ids, err, sizeof err) != CIT_OK) {
+    if (o.chat) {
+        size_t chat_len = 0;
+        char *chat = render_chat(model, o.system, prompt, prompt_len, &chat_len);
+        if (!chat)
+            goto out;
+        free(text);
+        text = chat;
+        prompt = chat;
+        prompt_len = chat_len;
+    }
+    /* A rendered chat prompt carries its own BOS text, parsed as a special token. */
+    if (cit_tokenize_alloc(tok, prompt, prompt_len, !o.chat, true, &ids, &n_ids, err, sizeof err) != CIT_OK) {
         fprintf(stderr, "citadel run: cannot tokenize the prompt: %s\n", err);
         goto out;
     }

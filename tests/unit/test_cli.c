@@ -1,0 +1,269 @@
+/* test_cli.c: the citadel binary as a user runs it. Each case starts the real
+ * executable ($CITADEL_BIN, set by ctest) through the shell, captures stdout,
+ * stderr and the exit status, and checks what a user would see: greedy
+ * generation reproducing the reference engine's text, seeds repeating
+ * output, and every documented failure (missing file, not GGUF, unsupported
+ * architecture, context too large, bad arguments) giving a message and a
+ * non-zero exit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "support.h"
+
+struct result {
+    int status;
+    char *out, *err;
+};
+
+static char tmpdir[256];
+
+/* Runs `citadel ARGS` (ARGS already shell-quoted by the caller). */
+static struct result run(const char *args)
+{
+    const char *bin = getenv("CITADEL_BIN");
+    assert_non_null(bin);
+    char out_path[512], err_path[512], cmd[8192];
+    snprintf(out_path, sizeof out_path, "%s/out", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/err", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out_path, err_path);
+    int st = system(cmd);
+    struct result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
+    r.out = test_read_file(out_path, NULL);
+    r.err = test_read_file(err_path, NULL);
+    assert_non_null(r.out);
+    assert_non_null(r.err);
+    return r;
+}
+
+static void done(struct result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/citadel-test-cli-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *model(const char *name)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "'%.1000s'", test_shared_path(name));
+    return buf;
+}
+
+/* Greedy `citadel run` prints prompt + the reference engine's content for
+ * every line of the free-greedy golden file (64 tokens, no early stop). */
+static void test_run_greedy_matches_reference(void **state)
+{
+    (void)state;
+    size_t len;
+    char *data = test_read_file(test_shared_path("golden/stories260K-free-greedy.jsonl"), &len);
+    assert_non_null(data);
+    int lines = 0;
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        json_error_t jerr;
+        json_t *j = json_loads(line, 0, &jerr);
+        assert_non_null(j);
+        const char *prompt = json_string_value(json_object_get(j, "prompt"));
+        const char *content = json_string_value(json_object_get(j, "content"));
+        int n = (int)json_integer_value(json_object_get(j, "n_predict"));
+        assert_non_null(prompt);
+        assert_non_null(content);
+        assert_null(strchr(prompt, '\''));
+        char args[4096];
+        snprintf(args, sizeof args, "run -m %s -p '%s' -n %d --temp 0", model("models/stories260K.gguf"), prompt, n);
+        struct result r = run(args);
+        assert_int_equal(r.status, 0);
+        size_t pl = strlen(prompt), cl = strlen(content);
+        assert_true(strlen(r.out) == pl + cl + 1); /* + the final newline */
+        assert_memory_equal(r.out, prompt, pl);
+        assert_memory_equal(r.out + pl, content, cl);
+        assert_non_null(strstr(r.err, "generation:"));
+        assert_non_null(strstr(r.err, "tokens/s"));
+        done(&r);
+        json_decref(j);
+        lines++;
+    }
+    assert_true(lines >= 1);
+    free(data);
+}
+
+static void test_run_seed_repeats(void **state)
+{
+    (void)state;
+    char args[4096];
+    snprintf(args, sizeof args, "run -m %s -p 'Tom had a dog' -n 48 --temp 1.0 --top-k 0 --top-p 1 --min-p 0 --seed 7 --no-echo",
+             model("models/stories260K.gguf"));
+    struct result a = run(args), b = run(args);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    assert_true(strlen(a.out) > 10);
+    assert_string_equal(a.out, b.out);
+    /* Another seed: over 48 tokens at temperature 1 the texts differ. */
+    snprintf(args, sizeof args, "run -m %s -p 'Tom had a dog' -n 48 --temp 1.0 --top-k 0 --top-p 1 --min-p 0 --seed 8 --no-echo",
+             model("models/stories260K.gguf"));
+    struct result c = run(args);
+    assert_int_equal(c.status, 0);
+    assert_string_not_equal(a.out, c.out);
+    done(&a);
+    done(&b);
+    done(&c);
+}
+
+static void test_run_chat_uses_template(void **state)
+{
+    (void)state;
+    char args[4096];
+    snprintf(args, sizeof args, "run -m %s --chat --system 'Be brief' -p 'Hi' -n 4 --temp 0",
+             model("models/stories260K.gguf"));
+    struct result r = run(args);
+    assert_int_equal(r.status, 0);
+    /* stories260K has no template: the documented ChatML fallback is used. */
+    assert_non_null(strstr(r.out, "<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"));
+    assert_non_null(strstr(r.err, "fallback"));
+    done(&r);
+}
+
+/* Writes a tiny valid GGUF whose architecture the engine does not support. */
+static const char *write_foreign_arch(void)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/foreign.gguf", tmpdir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    const char *key = "general.architecture", *val = "mamba";
+    uint32_t version = 3, vtype = 8;
+    uint64_t n_tensors = 0, n_kv = 1, klen = strlen(key), vlen = strlen(val);
+    fwrite("GGUF", 1, 4, f);
+    fwrite(&version, 4, 1, f);
+    fwrite(&n_tensors, 8, 1, f);
+    fwrite(&n_kv, 8, 1, f);
+    fwrite(&klen, 8, 1, f);
+    fwrite(key, 1, klen, f);
+    fwrite(&vtype, 4, 1, f);
+    fwrite(&vlen, 8, 1, f);
+    fwrite(val, 1, vlen, f);
+    fclose(f);
+    return path;
+}
+
+static void test_run_errors(void **state)
+{
+    (void)state;
+    char args[4096];
+    struct result r;
+
+    r = run("run -m /nonexistent/model.gguf -p hi");
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "/nonexistent/model.gguf"));
+    done(&r);
+
+    snprintf(args, sizeof args, "run -m %s -p hi", model("golden/stories260K.jsonl"));
+    r = run(args);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "magic"));
+    done(&r);
+
+    snprintf(args, sizeof args, "run -m '%s' -p hi", write_foreign_arch());
+    r = run(args);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "mamba"));
+    done(&r);
+
+    snprintf(args, sizeof args, "run -m %s -p hi -c 100000", model("models/stories260K.gguf"));
+    r = run(args);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "100000"));
+    done(&r);
+
+    snprintf(args, sizeof args, "run -m %s -p hi -n lots", model("models/stories260K.gguf"));
+    r = run(args);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--n-predict"));
+    done(&r);
+
+    r = run("run -p hi");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "-m"));
+    done(&r);
+
+    r = run("frobnicate");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown command"));
+    done(&r);
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    static const char *cmds[] = {"--help", "run --help", "inspect --help", "template --help"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        struct result r = run(cmds[i]);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, "usage"));
+        done(&r);
+    }
+}
+
+static void test_inspect(void **state)
+{
+    (void)state;
+    char args[4096];
+    snprintf(args, sizeof args, "inspect %s -c 256", model("models/micro-llama-Q4_K_M.gguf"));
+    struct result r = run(args);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "general.architecture"));
+    assert_non_null(strstr(r.out, "blk.0.attn_q.weight"));
+    assert_non_null(strstr(r.out, "Q4_K"));
+    assert_non_null(strstr(r.out, "Q6_K"));
+    assert_non_null(strstr(r.out, "memory at context 256"));
+    /* KV cache at 256 positions: 2 layers x 2 (K,V) x 2 KV heads x 64 dims x 256 x 4 bytes = 512 KiB */
+    const char *kv = strstr(r.out, "KV cache (f32)");
+    assert_non_null(kv);
+    const char *eol = strchr(kv, '\n');
+    assert_non_null(eol);
+    const char *val = strstr(kv, "512.00 KiB");
+    assert_true(val && val < eol);
+    done(&r);
+
+    snprintf(args, sizeof args, "inspect %s", model("golden/stories260K.jsonl"));
+    r = run(args);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "stories260K.jsonl"));
+    done(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_greedy_matches_reference),
+        cmocka_unit_test(test_run_seed_repeats),
+        cmocka_unit_test(test_run_chat_uses_template),
+        cmocka_unit_test(test_run_errors),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_inspect),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
