@@ -243,6 +243,19 @@ static void quantize_k_affine(const float *x, int nmax, uint16_t *d_out, uint16_
 
 /* ---- Q4_K ---- */
 
+/* Shared tail of the Q4_K / Q5_K dequantization: codes q (0..nmax) of 8
+ * sub-blocks of 32 with 6-bit scales and mins -> d*sc*q - dmin*m. */
+static void expand_k_affine(const uint8_t q[CIT_QK_K], const uint8_t *scales, float d, float dmin, float *y)
+{
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        k_scale_min(j, scales, &sc, &m);
+        float step = d * sc, off = dmin * m;
+        for (int l = 0; l < 32; l++)
+            y[32 * j + l] = step * q[32 * j + l] - off;
+    }
+}
+
 void cit_ref_q4_k_to_float(const void *src, float *dst, int64_t n)
 {
     assert(n % CIT_QK_K == 0);
@@ -252,15 +265,7 @@ void cit_ref_q4_k_to_float(const void *src, float *dst, int64_t n)
         memcpy(&b, p + i * (int64_t)sizeof b, sizeof b);
         uint8_t q[CIT_QK_K];
         q4k_unpack(&b, q);
-        float d = cit_fp16_to_fp32(b.d), dmin = cit_fp16_to_fp32(b.dmin);
-        float *y = dst + i * CIT_QK_K;
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            k_scale_min(j, b.scales, &sc, &m);
-            float step = d * sc, off = dmin * m;
-            for (int l = 0; l < 32; l++)
-                y[32 * j + l] = step * q[32 * j + l] - off;
-        }
+        expand_k_affine(q, b.scales, cit_fp16_to_fp32(b.d), cit_fp16_to_fp32(b.dmin), dst + i * CIT_QK_K);
     }
 }
 
@@ -325,15 +330,7 @@ void cit_ref_q5_k_to_float(const void *src, float *dst, int64_t n)
         memcpy(&b, p + i * (int64_t)sizeof b, sizeof b);
         uint8_t q[CIT_QK_K];
         q5k_unpack(&b, q);
-        float d = cit_fp16_to_fp32(b.d), dmin = cit_fp16_to_fp32(b.dmin);
-        float *y = dst + i * CIT_QK_K;
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            k_scale_min(j, b.scales, &sc, &m);
-            float step = d * sc, off = dmin * m;
-            for (int l = 0; l < 32; l++)
-                y[32 * j + l] = step * q[32 * j + l] - off;
-        }
+        expand_k_affine(q, b.scales, cit_fp16_to_fp32(b.d), cit_fp16_to_fp32(b.dmin), dst + i * CIT_QK_K);
     }
 }
 
