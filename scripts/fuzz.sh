@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (clang, ASan + UBSan) and runs each for a
-# bounded time, seeded from the headers of the reference model files.
+# bounded time, seeded from the reference data in ../shared.
 #   scripts/fuzz.sh [SECONDS_PER_HARNESS]   (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,15 +10,21 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCITADEL_FU
 targets=$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
 # shellcheck disable=SC2086
 cmake --build build-fuzz -j"$(nproc)" --target $targets
-shared="${CITADEL_SHARED:-$(cd .. && pwd)/shared}"
+export CITADEL_SHARED="${CITADEL_SHARED:-$(cd .. && pwd)/shared}"
+shared="$CITADEL_SHARED"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for name in $targets; do
   h="build-fuzz/$name"
   corpus="$work/$name"
   mkdir -p "$corpus"
-  # Seeds: the first 16 KiB of every model and vocabulary file.
-  for f in "$shared"/models/*.gguf "$shared"/vocab/*.gguf; do
+  # Seeds from the reference data, by what the harness reads.
+  case "$name" in
+    fuzz_template) seeds=("$shared"/templates/*.jinja) ;;
+    fuzz_tokenizer) seeds=("$shared"/vocab/*.inp) ;;
+    *) seeds=("$shared"/models/*.gguf "$shared"/vocab/*.gguf) ;;
+  esac
+  for f in "${seeds[@]}"; do
     [ -f "$f" ] && head -c 16384 "$f" > "$corpus/$(basename "$f").seed"
   done
   echo "fuzzing $name for ${secs}s"
