@@ -255,6 +255,43 @@ static void test_inspect(void **state)
     done(&r);
 }
 
+/* `citadel template FILE --context CTX` prints a fixture's rendering byte for
+ * byte (no added newline); a refused fixture exits non-zero with the
+ * template's own message. Uses the first line of the Llama 3.1 fixtures, with
+ * --now fixed to the fixtures' clock (2026-01-02 03:04:05 UTC). */
+static void test_template_cli(void **state)
+{
+    (void)state;
+    size_t len;
+    char *data = test_read_file(test_shared_path("templates/meta-llama-Llama-3.1-8B-Instruct.expected.jsonl"), &len);
+    assert_non_null(data);
+    int checked = 0;
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        json_error_t jerr;
+        json_t *j = json_loads(line, 0, &jerr);
+        assert_non_null(j);
+        const char *expected = json_string_value(json_object_get(j, "expected"));
+        char ctx_path[512], args[4096];
+        snprintf(ctx_path, sizeof ctx_path, "%s/ctx.json", tmpdir);
+        assert_int_equal(json_dump_file(json_object_get(j, "context"), ctx_path, 0), 0);
+        snprintf(args, sizeof args, "template %s --context '%s' --now 1767323045",
+                 model("templates/meta-llama-Llama-3.1-8B-Instruct.jinja"), ctx_path);
+        struct result r = run(args);
+        if (expected) {
+            assert_int_equal(r.status, 0);
+            assert_string_equal(r.out, expected);
+        } else {
+            assert_int_not_equal(r.status, 0);
+            assert_true(strlen(r.err) > 0);
+        }
+        checked++;
+        done(&r);
+        json_decref(j);
+    }
+    assert_int_equal(checked, 5);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_run_errors),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_inspect),
+        cmocka_unit_test(test_template_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
