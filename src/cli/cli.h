@@ -11,5 +11,6 @@ struct cli_command {
 int cmd_run(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

@@ -218,7 +218,7 @@ static void test_run_errors(void **state)
 static void test_help(void **state)
 {
     (void)state;
-    static const char *cmds[] = {"--help", "run --help", "inspect --help", "template --help"};
+    static const char *cmds[] = {"--help", "run --help", "inspect --help", "template --help", "plan --help"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         struct result r = run(cmds[i]);
         assert_int_equal(r.status, 0);
@@ -292,6 +292,51 @@ static void test_template_cli(void **state)
     free(data);
 }
 
+/* `citadel plan`: a GGUF file's exact weights (stories260K: 292,800 F32
+ * parameters = 1,171,200 bytes; KV per token at f16 = 5 layers x 2 (K,V)
+ * x 4 KV heads x 8 dims x 2 bytes = 640 B), JSON and SVG output, and errors. */
+static void test_plan_cli(void **state)
+{
+    (void)state;
+    char args[4096], svg[512];
+    snprintf(svg, sizeof svg, "%s/plan.svg", tmpdir);
+    snprintf(args, sizeof args, "plan -m %s -H l4 --json --svg '%s'", model("models/stories260K.gguf"), svg);
+    struct result r = run(args);
+    assert_int_equal(r.status, 0);
+    json_error_t jerr;
+    json_t *j = json_loads(r.out, 0, &jerr);
+    assert_non_null(j);
+    json_t *opt = json_array_get(json_object_get(j, "options"), 0);
+    json_t *mem = json_object_get(opt, "memory");
+    assert_int_equal(json_integer_value(json_object_get(mem, "weight_bytes")), 1171200);
+    assert_int_equal(json_integer_value(json_object_get(mem, "kv_bytes_per_token")), 640);
+    assert_string_equal(json_string_value(json_object_get(opt, "hardware")), "l4");
+    json_decref(j);
+    done(&r);
+    char *pic = test_read_file(svg, NULL);
+    assert_non_null(pic);
+    assert_non_null(strstr(pic, "<svg"));
+    assert_non_null(strstr(pic, "</svg>"));
+    free(pic);
+
+    r = run("plan -m llama-3.1-70b -q Q4_K_M -c 8192 -b 8 -H h100-sxmx2 --cloud gpt-4o");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "MEMORY"));
+    assert_non_null(strstr(r.out, "SENSITIVITY"));
+    assert_non_null(strstr(r.out, "break-even"));
+    done(&r);
+
+    r = run("plan -m llama-3.1-8b -H nosuch");
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "nosuch"));
+    done(&r);
+
+    r = run("plan -m llama-3.1-8b -H l4 -u 2");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--utilization"));
+    done(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_inspect),
         cmocka_unit_test(test_template_cli),
+        cmocka_unit_test(test_plan_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
