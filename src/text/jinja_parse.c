@@ -351,21 +351,25 @@ fail:
     return NULL;
 }
 
+/* n(...): a call node whose errors point at what is called, not at its '('. */
+static struct jn *parse_call(struct ps *p, struct jn *n)
+{
+    struct jn *c = node(p, JN_CALL, cur(p));
+    if (!c)
+        return NULL;
+    c->line = n->line;
+    c->col = n->col;
+    c->a = n;
+    return parse_call_args(p, c) ? c : NULL;
+}
+
 static struct jn *parse_postfix(struct ps *p, struct jn *n)
 {
     while (n) {
         if (is_op(cur(p), ".") || is_op(cur(p), "[")) {
             n = parse_subscript(p, n);
         } else if (is_op(cur(p), "(")) {
-            struct jn *c = node(p, JN_CALL, cur(p));
-            if (!c)
-                return NULL;
-            c->line = n->line; /* errors point at what is called, not at its '(' */
-            c->col = n->col;
-            c->a = n;
-            if (!parse_call_args(p, c))
-                return NULL;
-            n = c;
+            n = parse_call(p, n);
         } else {
             break;
         }
@@ -471,15 +475,7 @@ static struct jn *parse_filter_expr(struct ps *p, struct jn *n)
         } else if (is_name(cur(p), "is")) {
             n = parse_test(p, n);
         } else if (is_op(cur(p), "(")) {
-            struct jn *c = node(p, JN_CALL, cur(p));
-            if (!c)
-                return NULL;
-            c->line = n->line; /* errors point at what is called, not at its '(' */
-            c->col = n->col;
-            c->a = n;
-            if (!parse_call_args(p, c))
-                return NULL;
-            n = c;
+            n = parse_call(p, n);
         } else {
             break;
         }
