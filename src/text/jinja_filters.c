@@ -206,72 +206,52 @@ static int sorted_list(struct jrt *rt, const struct jn *at, struct jv seq, bool 
 
 /* ---------------------------------------------------------------- filters */
 
-struct fctx {
-    struct jrt *rt;
-    const struct jn *at;
-    struct jv in;
-    struct jv *args;
-    size_t nargs;
-    struct jstr **kn;
-    struct jv *kv;
-    size_t nk;
-    const char *name;
-};
+#define BIND JCALL_BIND
+#define NOARGS() JCALL_NOARGS("filter '%s' takes no arguments")
 
-#define BIND(...)                                                                                                  \
-    static const char *const names_[] = {__VA_ARGS__};                                                             \
-    struct jv a[sizeof names_ / sizeof names_[0]];                                                                 \
-    if (jargs_bind(c->rt, c->at, c->name, names_, sizeof names_ / sizeof names_[0], c->args, c->nargs, c->kn,     \
-                   c->kv, c->nk, a))                                                                               \
-        return -1;
-
-#define NOARGS()                                                                                                   \
-    if (c->nargs || c->nk)                                                                                         \
-        return jerr(c->rt, c->at, CIT_ERR_TYPE, "filter '%s' takes no arguments", c->name);
-
-static int f_safe(struct fctx *c, struct jv *out)
+static int f_safe(struct jcall *c, struct jv *out)
 {
     NOARGS();
-    if (strv(c->rt, c->at, c->in, out))
+    if (strv(c->rt, c->at, c->recv, out))
         return -1;
     out->m = 1;
     return 0;
 }
 
 /* Results of str-like filters stay Markup when their input was Markup (markupsafe wraps str methods). */
-static int keep_markup(struct fctx *c, int rc, struct jv *out)
+static int keep_markup(struct jcall *c, int rc, struct jv *out)
 {
-    if (rc == 0 && out->t == JT_STR && c->in.t == JT_STR && c->in.m)
+    if (rc == 0 && out->t == JT_STR && c->recv.t == JT_STR && c->recv.m)
         out->m = 1;
     return rc;
 }
 
-static int f_string(struct fctx *c, struct jv *out)
+static int f_string(struct jcall *c, struct jv *out)
 {
     NOARGS();
-    return strv(c->rt, c->at, c->in, out);
+    return strv(c->rt, c->at, c->recv, out);
 }
 
-static int f_case(struct fctx *c, struct jv *out, uint32_t (*fn)(uint32_t))
+static int f_case(struct jcall *c, struct jv *out, uint32_t (*fn)(uint32_t))
 {
     NOARGS();
     struct jv s;
-    if (strv(c->rt, c->at, c->in, &s))
+    if (strv(c->rt, c->at, c->recv, &s))
         return -1;
     int rc = jstr_case(c->rt, c->at, s.u.s, fn == ju_upper, out);
     jv_drop(c->rt, s);
     return keep_markup(c, rc, out);
 }
 
-static int f_upper(struct fctx *c, struct jv *out) { return f_case(c, out, ju_upper); }
-static int f_lower(struct fctx *c, struct jv *out) { return f_case(c, out, ju_lower); }
+static int f_upper(struct jcall *c, struct jv *out) { return f_case(c, out, ju_upper); }
+static int f_lower(struct jcall *c, struct jv *out) { return f_case(c, out, ju_lower); }
 
 /* capitalize: first code point upper, the rest lower; title: the same per word (Jinja's word split). */
-static int f_capitalize_title(struct fctx *c, struct jv *out, bool title)
+static int f_capitalize_title(struct jcall *c, struct jv *out, bool title)
 {
     NOARGS();
     struct jv s;
-    if (strv(c->rt, c->at, c->in, &s))
+    if (strv(c->rt, c->at, c->recv, &s))
         return -1;
     const struct jstr *str = s.u.s;
     struct jbuf b = {0};
@@ -302,43 +282,43 @@ static int f_capitalize_title(struct fctx *c, struct jv *out, bool title)
     return jb_take(c->rt, c->at, &b, out);
 }
 
-static int f_capitalize(struct fctx *c, struct jv *out)
+static int f_capitalize(struct jcall *c, struct jv *out)
 {
     return keep_markup(c, f_capitalize_title(c, out, false), out);
 }
-static int f_title(struct fctx *c, struct jv *out) { return f_capitalize_title(c, out, true); }
+static int f_title(struct jcall *c, struct jv *out) { return f_capitalize_title(c, out, true); }
 
-static int f_trim(struct fctx *c, struct jv *out)
+static int f_trim(struct jcall *c, struct jv *out)
 {
     BIND("chars");
     if (jslot_set(a[0]) && a[0].t != JT_NONE && need_str_arg(c->rt, c->at, "trim chars", a[0]))
         return -1;
     struct jv s;
-    if (strv(c->rt, c->at, c->in, &s))
+    if (strv(c->rt, c->at, c->recv, &s))
         return -1;
     int rc = jstr_strip(c->rt, c->at, s.u.s, (jslot_set(a[0]) && a[0].t == JT_STR) ? a[0].u.s : NULL, 0, out);
     jv_drop(c->rt, s);
     return keep_markup(c, rc, out);
 }
 
-static int f_length(struct fctx *c, struct jv *out)
+static int f_length(struct jcall *c, struct jv *out)
 {
     NOARGS();
     int64_t n;
-    if (c->in.t == JT_NS)
+    if (c->recv.t == JT_NS)
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "object of type 'Namespace' has no len()");
-    if (jv_len(c->rt, c->at, c->in, &n))
+    if (jv_len(c->rt, c->at, c->recv, &n))
         return -1;
     *out = jv_int(n);
     return 0;
 }
 
-static int f_default(struct fctx *c, struct jv *out)
+static int f_default(struct jcall *c, struct jv *out)
 {
     BIND("default_value", "boolean");
-    bool use = c->in.t == JT_UNDEF || (arg_true(a[1]) && !jv_truthy(c->in));
+    bool use = c->recv.t == JT_UNDEF || (arg_true(a[1]) && !jv_truthy(c->recv));
     if (!use) {
-        *out = jv_ref(c->in);
+        *out = jv_ref(c->recv);
     } else if (jslot_set(a[0])) {
         *out = jv_ref(a[0]);
     } else {
@@ -347,11 +327,11 @@ static int f_default(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_first_last(struct fctx *c, struct jv *out, bool last)
+static int f_first_last(struct jcall *c, struct jv *out, bool last)
 {
     NOARGS();
     struct jv items;
-    if (jv_iter_list(c->rt, c->at, c->in, &items))
+    if (jv_iter_list(c->rt, c->at, c->recv, &items))
         return -1;
     const struct jlist *l = items.u.l;
     if (last && l->kind == JL_GEN) {
@@ -366,14 +346,14 @@ static int f_first_last(struct fctx *c, struct jv *out, bool last)
     return 0;
 }
 
-static int f_first(struct fctx *c, struct jv *out) { return f_first_last(c, out, false); }
-static int f_last(struct fctx *c, struct jv *out) { return f_first_last(c, out, true); }
+static int f_first(struct jcall *c, struct jv *out) { return f_first_last(c, out, false); }
+static int f_last(struct jcall *c, struct jv *out) { return f_first_last(c, out, true); }
 
-static int f_list(struct fctx *c, struct jv *out)
+static int f_list(struct jcall *c, struct jv *out)
 {
     NOARGS();
     struct jv items;
-    if (jv_iter_list(c->rt, c->at, c->in, &items))
+    if (jv_iter_list(c->rt, c->at, c->recv, &items))
         return -1;
     if (items.u.l->kind == JL_LIST) {
         *out = items;
@@ -392,20 +372,20 @@ static int f_list(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_items(struct fctx *c, struct jv *out)
+static int f_items(struct jcall *c, struct jv *out)
 {
     NOARGS();
     struct jrt *rt = c->rt;
-    if (c->in.t == JT_UNDEF) {
+    if (c->recv.t == JT_UNDEF) {
         struct jlist *l = jl_new(rt, c->at, 0);
         if (!l)
             return -1;
         *out = jv_list(l);
         return 0;
     }
-    if (c->in.t != JT_DICT)
+    if (c->recv.t != JT_DICT)
         return jerr(rt, c->at, CIT_ERR_TYPE, "can only get item pairs from a mapping");
-    const struct jdict *d = c->in.u.d;
+    const struct jdict *d = c->recv.u.d;
     struct jlist *l = jl_new(rt, c->at, d->len);
     if (!l)
         return -1;
@@ -427,7 +407,7 @@ static int f_items(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_join(struct fctx *c, struct jv *out)
+static int f_join(struct jcall *c, struct jv *out)
 {
     BIND("d", "attribute");
     struct jrt *rt = c->rt;
@@ -436,7 +416,7 @@ static int f_join(struct fctx *c, struct jv *out)
     if (jslot_set(a[1]) && a[1].t != JT_NONE && need_str_arg(rt, c->at, "join attribute", a[1]))
         return -1;
     struct jv items;
-    if (jv_iter_list(rt, c->at, c->in, &items))
+    if (jv_iter_list(rt, c->at, c->recv, &items))
         return -1;
     struct jbuf b = {0};
     int rc = 0;
@@ -462,7 +442,7 @@ static int f_join(struct fctx *c, struct jv *out)
     return jb_take(rt, c->at, &b, out);
 }
 
-static int f_replace(struct fctx *c, struct jv *out)
+static int f_replace(struct jcall *c, struct jv *out)
 {
     BIND("old", "new", "count");
     struct jrt *rt = c->rt;
@@ -472,7 +452,7 @@ static int f_replace(struct fctx *c, struct jv *out)
     if (to_int_arg(rt, c->at, "replace count", a[2], -1, &count))
         return -1;
     struct jv s, o, n;
-    if (strv(rt, c->at, c->in, &s))
+    if (strv(rt, c->at, c->recv, &s))
         return -1;
     if (strv(rt, c->at, a[0], &o)) {
         jv_drop(rt, s);
@@ -490,7 +470,7 @@ static int f_replace(struct fctx *c, struct jv *out)
     return rc;
 }
 
-static int f_tojson(struct fctx *c, struct jv *out)
+static int f_tojson(struct jcall *c, struct jv *out)
 {
     BIND("indent");
     int64_t indent;
@@ -499,7 +479,7 @@ static int f_tojson(struct fctx *c, struct jv *out)
     if (indent > 64)
         indent = 64;
     struct jbuf b = {0};
-    if (jtojson(c->rt, c->at, &b, c->in, (int)indent, 0) || jb_take(c->rt, c->at, &b, out)) {
+    if (jtojson(c->rt, c->at, &b, c->recv, (int)indent, 0) || jb_take(c->rt, c->at, &b, out)) {
         jb_free(c->rt, &b);
         return -1;
     }
@@ -564,13 +544,13 @@ static int parse_py_float(const struct jstr *s, double *out)
     return *end == '\0' ? 0 : -1;
 }
 
-static int f_int(struct fctx *c, struct jv *out)
+static int f_int(struct jcall *c, struct jv *out)
 {
     BIND("default", "base");
     int64_t base, v;
     if (to_int_arg(c->rt, c->at, "int base", a[1], 10, &base))
         return -1;
-    struct jv in = c->in;
+    struct jv in = c->recv;
     double f;
     if (in.t == JT_INT || in.t == JT_BOOL) {
         *out = jv_int(in.t == JT_BOOL ? in.u.b : in.u.i);
@@ -589,10 +569,10 @@ static int f_int(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_float(struct fctx *c, struct jv *out)
+static int f_float(struct jcall *c, struct jv *out)
 {
     BIND("default");
-    struct jv in = c->in;
+    struct jv in = c->recv;
     double f;
     if (in.t == JT_FLOAT || in.t == JT_INT || in.t == JT_BOOL) {
         *out = jv_float(in.t == JT_FLOAT ? in.u.f : in.t == JT_INT ? (double)in.u.i : in.u.b);
@@ -606,10 +586,10 @@ static int f_float(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_abs(struct fctx *c, struct jv *out)
+static int f_abs(struct jcall *c, struct jv *out)
 {
     NOARGS();
-    struct jv in = c->in;
+    struct jv in = c->recv;
     if (in.t == JT_INT || in.t == JT_BOOL) {
         int64_t i = in.t == JT_BOOL ? in.u.b : in.u.i;
         if (i == INT64_MIN)
@@ -624,7 +604,7 @@ static int f_abs(struct fctx *c, struct jv *out)
     return jerr(c->rt, c->at, CIT_ERR_TYPE, "bad operand type for abs(): '%s'", jv_type_name(in));
 }
 
-static int f_round(struct fctx *c, struct jv *out)
+static int f_round(struct jcall *c, struct jv *out)
 {
     BIND("precision", "method");
     int64_t prec;
@@ -638,7 +618,7 @@ static int f_round(struct fctx *c, struct jv *out)
     }
     if (strcmp(method, "common") && strcmp(method, "ceil") && strcmp(method, "floor"))
         return jerr(c->rt, c->at, CIT_ERR_INVALID_ARG, "method must be common, ceil or floor");
-    struct jv in = c->in;
+    struct jv in = c->recv;
     if (in.t != JT_INT && in.t != JT_BOOL && in.t != JT_FLOAT)
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "type %s doesn't define __round__ method", jv_type_name(in));
     double x = in.t == JT_FLOAT ? in.u.f : (double)(in.t == JT_INT ? in.u.i : in.u.b);
@@ -668,7 +648,7 @@ static int f_round(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_indent(struct fctx *c, struct jv *out)
+static int f_indent(struct jcall *c, struct jv *out)
 {
     BIND("width", "first", "blank");
     struct jrt *rt = c->rt;
@@ -692,7 +672,7 @@ static int f_indent(struct fctx *c, struct jv *out)
     }
     bool first = arg_true(a[1]), blank = arg_true(a[2]);
     struct jv s;
-    if (strv(rt, c->at, c->in, &s))
+    if (strv(rt, c->at, c->recv, &s))
         return -1;
     /* Jinja appends "\n" before splitting so a trailing newline survives. */
     struct jbuf tmp = {0};
@@ -734,12 +714,12 @@ static int f_indent(struct fctx *c, struct jv *out)
     return keep_markup(c, jb_take(rt, c->at, &b, out), out);
 }
 
-static int f_reverse(struct fctx *c, struct jv *out)
+static int f_reverse(struct jcall *c, struct jv *out)
 {
     NOARGS();
     struct jrt *rt = c->rt;
-    if (c->in.t == JT_STR) {
-        const struct jstr *s = c->in.u.s;
+    if (c->recv.t == JT_STR) {
+        const struct jstr *s = c->recv.u.s;
         struct jbuf b = {0};
         size_t i = s->len;
         while (i > 0) {
@@ -755,7 +735,7 @@ static int f_reverse(struct fctx *c, struct jv *out)
         return keep_markup(c, jb_take(rt, c->at, &b, out), out);
     }
     struct jv items;
-    if (jv_iter_list(rt, c->at, c->in, &items))
+    if (jv_iter_list(rt, c->at, c->recv, &items))
         return -1;
     struct jlist *l = jl_new(rt, c->at, items.u.l->len);
     /* reversed() of a sequence is an iterator; a generator is materialized into a list first. */
@@ -773,22 +753,22 @@ static int f_reverse(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_sort(struct fctx *c, struct jv *out)
+static int f_sort(struct jcall *c, struct jv *out)
 {
     BIND("reverse", "case_sensitive", "attribute");
     if (jslot_set(a[2]) && a[2].t != JT_NONE && need_str_arg(c->rt, c->at, "sort attribute", a[2]))
         return -1;
-    return sorted_list(c->rt, c->at, c->in, arg_true(a[0]), !arg_true(a[1]),
+    return sorted_list(c->rt, c->at, c->recv, arg_true(a[0]), !arg_true(a[1]),
                        (jslot_set(a[2]) && a[2].t == JT_STR) ? a[2].u.s : NULL, -1, out);
 }
 
-static int f_dictsort(struct fctx *c, struct jv *out)
+static int f_dictsort(struct jcall *c, struct jv *out)
 {
     BIND("case_sensitive", "by", "reverse");
     struct jv pairs;
-    struct fctx ic = *c;
+    struct jcall ic = *c;
     ic.nargs = ic.nk = 0;
-    if (c->in.t != JT_DICT)
+    if (c->recv.t != JT_DICT)
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "dictsort needs a mapping");
     if (f_items(&ic, &pairs))
         return -1;
@@ -808,7 +788,7 @@ static int f_dictsort(struct fctx *c, struct jv *out)
     return rc;
 }
 
-static int f_unique(struct fctx *c, struct jv *out)
+static int f_unique(struct jcall *c, struct jv *out)
 {
     BIND("case_sensitive", "attribute");
     struct jrt *rt = c->rt;
@@ -817,7 +797,7 @@ static int f_unique(struct fctx *c, struct jv *out)
     const struct jstr *attr = (jslot_set(a[1]) && a[1].t == JT_STR) ? a[1].u.s : NULL;
     bool ci = !arg_true(a[0]);
     struct jv items;
-    if (jv_iter_list(rt, c->at, c->in, &items))
+    if (jv_iter_list(rt, c->at, c->recv, &items))
         return -1;
     struct jlist *res = jl_new(rt, c->at, 0), *seen = jl_new(rt, c->at, 0);
     int rc = (res && seen) ? 0 : -1;
@@ -849,14 +829,14 @@ static int f_unique(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_minmax(struct fctx *c, struct jv *out, bool want_max)
+static int f_minmax(struct jcall *c, struct jv *out, bool want_max)
 {
     BIND("case_sensitive", "attribute");
     struct jrt *rt = c->rt;
     if (jslot_set(a[1]) && a[1].t != JT_NONE && need_str_arg(rt, c->at, "attribute", a[1]))
         return -1;
     struct jv sorted;
-    if (sorted_list(rt, c->at, c->in, false, !arg_true(a[0]), (jslot_set(a[1]) && a[1].t == JT_STR) ? a[1].u.s : NULL,
+    if (sorted_list(rt, c->at, c->recv, false, !arg_true(a[0]), (jslot_set(a[1]) && a[1].t == JT_STR) ? a[1].u.s : NULL,
                     -1, &sorted))
         return -1;
     const struct jlist *l = sorted.u.l;
@@ -892,17 +872,17 @@ static int f_minmax(struct fctx *c, struct jv *out, bool want_max)
     return rt->failed ? -1 : 0;
 }
 
-static int f_max(struct fctx *c, struct jv *out) { return f_minmax(c, out, true); }
-static int f_min(struct fctx *c, struct jv *out) { return f_minmax(c, out, false); }
+static int f_max(struct jcall *c, struct jv *out) { return f_minmax(c, out, true); }
+static int f_min(struct jcall *c, struct jv *out) { return f_minmax(c, out, false); }
 
-static int f_sum(struct fctx *c, struct jv *out)
+static int f_sum(struct jcall *c, struct jv *out)
 {
     BIND("attribute", "start");
     struct jrt *rt = c->rt;
     if (jslot_set(a[0]) && a[0].t != JT_NONE && need_str_arg(rt, c->at, "sum attribute", a[0]))
         return -1;
     struct jv items;
-    if (jv_iter_list(rt, c->at, c->in, &items))
+    if (jv_iter_list(rt, c->at, c->recv, &items))
         return -1;
     struct jv acc = jslot_set(a[1]) ? jv_ref(a[1]) : jv_int(0);
     if (acc.t == JT_STR) {
@@ -933,17 +913,17 @@ static int f_sum(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_escape(struct fctx *c, struct jv *out)
+static int f_escape(struct jcall *c, struct jv *out)
 {
     NOARGS();
-    return jstr_escape(c->rt, c->at, c->in, out);
+    return jstr_escape(c->rt, c->at, c->recv, out);
 }
 
-static int f_wordcount(struct fctx *c, struct jv *out)
+static int f_wordcount(struct jcall *c, struct jv *out)
 {
     NOARGS();
     struct jv s;
-    if (strv(c->rt, c->at, c->in, &s))
+    if (strv(c->rt, c->at, c->recv, &s))
         return -1;
     int64_t n = 0;
     bool in_word = false;
@@ -960,14 +940,14 @@ static int f_wordcount(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_center(struct fctx *c, struct jv *out)
+static int f_center(struct jcall *c, struct jv *out)
 {
     BIND("width");
     int64_t w;
     if (to_int_arg(c->rt, c->at, "center width", a[0], 80, &w))
         return -1;
     struct jv s;
-    if (strv(c->rt, c->at, c->in, &s))
+    if (strv(c->rt, c->at, c->recv, &s))
         return -1;
     int64_t len = (int64_t)s.u.s->ncp;
     if (w > (int64_t)c->rt->max_str)
@@ -989,24 +969,24 @@ static int f_center(struct fctx *c, struct jv *out)
     return keep_markup(c, jb_take(c->rt, c->at, &b, out), out);
 }
 
-static int f_attr(struct fctx *c, struct jv *out)
+static int f_attr(struct jcall *c, struct jv *out)
 {
     BIND("name");
     if (!jslot_set(a[0]) || need_str_arg(c->rt, c->at, "attr name", a[0]))
         return jslot_set(a[0]) ? -1 : jerr(c->rt, c->at, CIT_ERR_TYPE, "attr() needs a name");
-    if (c->in.t == JT_DICT) {
+    if (c->recv.t == JT_DICT) {
         *out = jv_undef(c->rt, "'dict object' has no attribute '%.200s'", a[0].u.s->s);
         return 0;
     }
-    return jop_getattr(c->rt, c->at, c->in, a[0].u.s->s, a[0].u.s->len, out);
+    return jop_getattr(c->rt, c->at, c->recv, a[0].u.s->s, a[0].u.s->len, out);
 }
 
-static int f_format(struct fctx *c, struct jv *out)
+static int f_format(struct jcall *c, struct jv *out)
 {
     if (c->nk)
         return jerr(c->rt, c->at, CIT_ERR_UNSUPPORTED, "format() with keyword arguments is not supported");
     struct jv s;
-    if (strv(c->rt, c->at, c->in, &s))
+    if (strv(c->rt, c->at, c->recv, &s))
         return -1;
     struct jlist *l = jl_new(c->rt, c->at, c->nargs);
     int rc = l ? 0 : -1;
@@ -1023,7 +1003,7 @@ static int f_format(struct fctx *c, struct jv *out)
 }
 
 /* select / reject / selectattr / rejectattr / map share their iteration. */
-static int f_select_like(struct fctx *c, struct jv *out, bool by_attr, bool keep_when)
+static int f_select_like(struct jcall *c, struct jv *out, bool by_attr, bool keep_when)
 {
     struct jrt *rt = c->rt;
     size_t skip = by_attr ? 1 : 0;
@@ -1043,7 +1023,7 @@ static int f_select_like(struct fctx *c, struct jv *out, bool by_attr, bool keep
     size_t ntargs = c->nargs > skip + 1 ? c->nargs - skip - 1 : 0;
     struct jv items;
     /* Jinja2 yields nothing for a falsy input (None included) instead of iterating it. */
-    if (jv_iter_list(rt, c->at, jv_truthy(c->in) ? c->in : JV_UNDEFINED, &items))
+    if (jv_iter_list(rt, c->at, jv_truthy(c->recv) ? c->recv : JV_UNDEFINED, &items))
         return -1;
     struct jlist *l = jl_new(rt, c->at, 0);
     int rc = l ? 0 : -1;
@@ -1075,12 +1055,12 @@ static int f_select_like(struct fctx *c, struct jv *out, bool by_attr, bool keep
     return 0;
 }
 
-static int f_select(struct fctx *c, struct jv *out) { return f_select_like(c, out, false, true); }
-static int f_reject(struct fctx *c, struct jv *out) { return f_select_like(c, out, false, false); }
-static int f_selectattr(struct fctx *c, struct jv *out) { return f_select_like(c, out, true, true); }
-static int f_rejectattr(struct fctx *c, struct jv *out) { return f_select_like(c, out, true, false); }
+static int f_select(struct jcall *c, struct jv *out) { return f_select_like(c, out, false, true); }
+static int f_reject(struct jcall *c, struct jv *out) { return f_select_like(c, out, false, false); }
+static int f_selectattr(struct jcall *c, struct jv *out) { return f_select_like(c, out, true, true); }
+static int f_rejectattr(struct jcall *c, struct jv *out) { return f_select_like(c, out, true, false); }
 
-static int f_map(struct fctx *c, struct jv *out)
+static int f_map(struct jcall *c, struct jv *out)
 {
     struct jrt *rt = c->rt;
     const struct jstr *attr = NULL;
@@ -1111,7 +1091,7 @@ static int f_map(struct fctx *c, struct jv *out)
         return jerr(rt, c->at, CIT_ERR_TYPE, "map() with attribute= takes no positional arguments");
     }
     struct jv items;
-    if (jv_iter_list(rt, c->at, jv_truthy(c->in) ? c->in : JV_UNDEFINED, &items))
+    if (jv_iter_list(rt, c->at, jv_truthy(c->recv) ? c->recv : JV_UNDEFINED, &items))
         return -1;
     struct jlist *l = jl_new(rt, c->at, items.u.l->len);
     int rc = l ? 0 : -1;
@@ -1141,7 +1121,7 @@ static int f_map(struct fctx *c, struct jv *out)
     return 0;
 }
 
-static int f_truncate(struct fctx *c, struct jv *out)
+static int f_truncate(struct jcall *c, struct jv *out)
 {
     BIND("length", "killwords", "end", "leeway");
     struct jrt *rt = c->rt;
@@ -1156,7 +1136,7 @@ static int f_truncate(struct fctx *c, struct jv *out)
     if (length < (int64_t)endcp || leeway < 0)
         return jerr(rt, c->at, CIT_ERR_INVALID_ARG, "expected length >= %zu and leeway >= 0", endcp);
     struct jv s;
-    if (strv(rt, c->at, c->in, &s))
+    if (strv(rt, c->at, c->recv, &s))
         return -1;
     const struct jstr *str = s.u.s;
     if ((int64_t)str->ncp <= length + leeway) {
@@ -1182,7 +1162,7 @@ static int f_truncate(struct fctx *c, struct jv *out)
     return keep_markup(c, jb_take(rt, c->at, &b, out), out);
 }
 
-static int f_batch(struct fctx *c, struct jv *out)
+static int f_batch(struct jcall *c, struct jv *out)
 {
     BIND("linecount", "fill_with");
     struct jrt *rt = c->rt;
@@ -1192,7 +1172,7 @@ static int f_batch(struct fctx *c, struct jv *out)
     if (per <= 0)
         return jerr(rt, c->at, CIT_ERR_INVALID_ARG, "batch size must be positive");
     struct jv items;
-    if (jv_iter_list(rt, c->at, c->in, &items))
+    if (jv_iter_list(rt, c->at, c->recv, &items))
         return -1;
     struct jlist *l = jl_new(rt, c->at, 0), *cur = NULL;
     int rc = l ? 0 : -1;
@@ -1229,7 +1209,7 @@ static int f_batch(struct fctx *c, struct jv *out)
 
 static const struct {
     const char *name;
-    int (*fn)(struct fctx *c, struct jv *out);
+    int (*fn)(struct jcall *c, struct jv *out);
 } filters[] = {
     {"abs", f_abs},         {"attr", f_attr},           {"batch", f_batch},           {"truncate", f_truncate},           {"capitalize", f_capitalize}, {"center", f_center},
     {"count", f_length},    {"d", f_default},           {"default", f_default},       {"dictsort", f_dictsort},
@@ -1263,6 +1243,6 @@ int jfilter_apply(struct jrt *rt, const struct jn *at, int id, struct jv in, str
         return -1;
     char name[48];
     snprintf(name, sizeof name, "filter '%s'", filters[id].name);
-    struct fctx c = {rt, at, in, args, nargs, kwnames, kwvals, nkw, name};
+    struct jcall c = {rt, at, in, args, nargs, kwnames, kwvals, nkw, name};
     return filters[id].fn(&c, out);
 }

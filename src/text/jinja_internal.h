@@ -457,4 +457,33 @@ int jargs_bind(struct jrt *rt, const struct jn *at, const char *fname, const cha
                size_t nkw, struct jv *slots);
 static inline bool jslot_set(struct jv v) { return !(v.t == JT_UNDEF && v.u.o == NULL); }
 
+/* The arguments of one filter or method call: the receiver (the filtered
+ * value, or the object whose method is called), positional and keyword
+ * arguments, and the name used in error messages. */
+struct jcall {
+    struct jrt *rt;
+    const struct jn *at;
+    struct jv recv;
+    struct jv *args;
+    size_t nargs;
+    struct jstr **kn;
+    struct jv *kv;
+    size_t nk;
+    const char *name;
+};
+
+/* Binds c's arguments to the named parameters into a local array `a`
+ * (declared by the macro); returns -1 from the caller on a binding error. */
+#define JCALL_BIND(...)                                                                                            \
+    static const char *const names_[] = {__VA_ARGS__};                                                             \
+    struct jv a[sizeof names_ / sizeof names_[0]];                                                                 \
+    if (jargs_bind(c->rt, c->at, c->name, names_, sizeof names_ / sizeof names_[0], c->args, c->nargs, c->kn,     \
+                   c->kv, c->nk, a))                                                                               \
+        return -1;
+
+/* Returns an error from the caller when c has any argument; fmt names c->name. */
+#define JCALL_NOARGS(fmt)                                                                                          \
+    if (c->nargs || c->nk)                                                                                         \
+        return jerr(c->rt, c->at, CIT_ERR_TYPE, fmt, c->name);
+
 #endif

@@ -22,43 +22,23 @@
 
 #define MAX_RANGE 100000
 
-struct mctx {
-    struct jrt *rt;
-    const struct jn *at;
-    struct jv self;
-    struct jv *args;
-    size_t nargs;
-    struct jstr **kn;
-    struct jv *kv;
-    size_t nk;
-    const char *name;
-};
+#define BIND JCALL_BIND
+#define NOARGS() JCALL_NOARGS("%s takes no arguments")
 
-#define BIND(...)                                                                                                  \
-    static const char *const names_[] = {__VA_ARGS__};                                                             \
-    struct jv a[sizeof names_ / sizeof names_[0]];                                                                 \
-    if (jargs_bind(c->rt, c->at, c->name, names_, sizeof names_ / sizeof names_[0], c->args, c->nargs, c->kn,     \
-                   c->kv, c->nk, a))                                                                               \
-        return -1;
-
-#define NOARGS()                                                                                                   \
-    if (c->nargs || c->nk)                                                                                         \
-        return jerr(c->rt, c->at, CIT_ERR_TYPE, "%s takes no arguments", c->name);
-
-static int need_str(struct mctx *c, struct jv v, const char *what)
+static int need_str(struct jcall *c, struct jv v, const char *what)
 {
     if (v.t != JT_STR)
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "%s: %s must be str, not %s", c->name, what, jv_type_name(v));
     return 0;
 }
 
-static int new_list(struct mctx *c, struct jlist **l)
+static int new_list(struct jcall *c, struct jlist **l)
 {
     *l = jl_new(c->rt, c->at, 0);
     return *l ? 0 : -1;
 }
 
-static int push_span(struct mctx *c, struct jlist *l, const char *p, size_t n)
+static int push_span(struct jcall *c, struct jlist *l, const char *p, size_t n)
 {
     struct jv v;
     if (js_new(c->rt, c->at, p, n, &v))
@@ -66,7 +46,7 @@ static int push_span(struct mctx *c, struct jlist *l, const char *p, size_t n)
     return jl_push(c->rt, c->at, l, v);
 }
 
-static int ret_list(struct mctx *c, struct jlist *l, int rc, struct jv *out)
+static int ret_list(struct jcall *c, struct jlist *l, int rc, struct jv *out)
 {
     if (rc) {
         if (l)
@@ -87,10 +67,10 @@ static bool ws_at(const struct jstr *s, size_t i, size_t *next)
     return ju_isspace(c);
 }
 
-static int s_split(struct mctx *c, struct jv *out, bool from_right)
+static int s_split(struct jcall *c, struct jv *out, bool from_right)
 {
     BIND("sep", "maxsplit");
-    const struct jstr *s = c->self.u.s;
+    const struct jstr *s = c->recv.u.s;
     int64_t maxsplit = -1;
     if (jslot_set(a[1])) {
         if (a[1].t != JT_INT)
@@ -206,10 +186,10 @@ static int s_split(struct mctx *c, struct jv *out, bool from_right)
     return ret_list(c, l, rc, out);
 }
 
-static int s_affix(struct mctx *c, struct jv *out, bool ends)
+static int s_affix(struct jcall *c, struct jv *out, bool ends)
 {
     BIND("prefix", "start", "end");
-    const struct jstr *s = c->self.u.s;
+    const struct jstr *s = c->recv.u.s;
     if (jslot_set(a[1]) || jslot_set(a[2]))
         return jerr(c->rt, c->at, CIT_ERR_UNSUPPORTED, "%s: start/end arguments are not supported", c->name);
     if (!jslot_set(a[0]))
@@ -231,19 +211,19 @@ static int s_affix(struct mctx *c, struct jv *out, bool ends)
     return 0;
 }
 
-static int s_strip(struct mctx *c, struct jv *out, int which)
+static int s_strip(struct jcall *c, struct jv *out, int which)
 {
     BIND("chars");
     if (jslot_set(a[0]) && a[0].t != JT_NONE && need_str(c, a[0], "chars"))
         return -1;
-    return jstr_strip(c->rt, c->at, c->self.u.s, (jslot_set(a[0]) && a[0].t == JT_STR) ? a[0].u.s : NULL, which,
+    return jstr_strip(c->rt, c->at, c->recv.u.s, (jslot_set(a[0]) && a[0].t == JT_STR) ? a[0].u.s : NULL, which,
                       out);
 }
 
-static int s_case(struct mctx *c, struct jv *out, int mode)
+static int s_case(struct jcall *c, struct jv *out, int mode)
 {
     NOARGS();
-    const struct jstr *s = c->self.u.s;
+    const struct jstr *s = c->recv.u.s;
     if (mode < 2)
         return jstr_case(c->rt, c->at, s, mode == 0, out);
     struct jbuf b = {0};
@@ -273,7 +253,7 @@ static int s_case(struct mctx *c, struct jv *out, int mode)
     return jb_take(c->rt, c->at, &b, out);
 }
 
-static int s_replace(struct mctx *c, struct jv *out)
+static int s_replace(struct jcall *c, struct jv *out)
 {
     BIND("old", "new", "count");
     if (!jslot_set(a[0]) || !jslot_set(a[1]) || need_str(c, a[0], "old") || need_str(c, a[1], "new"))
@@ -284,15 +264,15 @@ static int s_replace(struct mctx *c, struct jv *out)
             return jerr(c->rt, c->at, CIT_ERR_TYPE, "replace count must be an integer");
         count = a[2].u.i;
     }
-    return jstr_replace(c->rt, c->at, c->self.u.s, a[0].u.s, a[1].u.s, count, out);
+    return jstr_replace(c->rt, c->at, c->recv.u.s, a[0].u.s, a[1].u.s, count, out);
 }
 
-static int s_find(struct mctx *c, struct jv *out, int mode) /* 0 find, 1 rfind, 2 count, 3 index */
+static int s_find(struct jcall *c, struct jv *out, int mode) /* 0 find, 1 rfind, 2 count, 3 index */
 {
     BIND("sub");
     if (!jslot_set(a[0]) || need_str(c, a[0], "sub"))
         return jslot_set(a[0]) ? -1 : jerr(c->rt, c->at, CIT_ERR_TYPE, "%s needs an argument", c->name);
-    const struct jstr *s = c->self.u.s, *sub = a[0].u.s;
+    const struct jstr *s = c->recv.u.s, *sub = a[0].u.s;
     if (mode == 2) {
         int64_t n = 0;
         if (sub->len == 0) {
@@ -327,7 +307,7 @@ static int s_find(struct mctx *c, struct jv *out, int mode) /* 0 find, 1 rfind, 
     return 0;
 }
 
-static int s_join(struct mctx *c, struct jv *out)
+static int s_join(struct jcall *c, struct jv *out)
 {
     BIND("iterable");
     if (!jslot_set(a[0]))
@@ -345,7 +325,7 @@ static int s_join(struct mctx *c, struct jv *out)
             break;
         }
         if (i)
-            rc = jb_put(c->rt, c->at, &b, c->self.u.s->s, c->self.u.s->len);
+            rc = jb_put(c->rt, c->at, &b, c->recv.u.s->s, c->recv.u.s->len);
         if (rc == 0)
             rc = jb_put(c->rt, c->at, &b, v.u.s->s, v.u.s->len);
     }
@@ -357,11 +337,11 @@ static int s_join(struct mctx *c, struct jv *out)
     return jb_take(c->rt, c->at, &b, out);
 }
 
-static int s_splitlines(struct mctx *c, struct jv *out)
+static int s_splitlines(struct jcall *c, struct jv *out)
 {
     BIND("keepends");
     bool keep = jslot_set(a[0]) && jv_truthy(a[0]);
-    const struct jstr *s = c->self.u.s;
+    const struct jstr *s = c->recv.u.s;
     struct jlist *l;
     if (new_list(c, &l))
         return -1;
@@ -383,10 +363,10 @@ static int s_splitlines(struct mctx *c, struct jv *out)
     return ret_list(c, l, rc, out);
 }
 
-static int s_is(struct mctx *c, struct jv *out, int kind) /* 0 digit 1 alpha 2 alnum 3 space 4 upper 5 lower */
+static int s_is(struct jcall *c, struct jv *out, int kind) /* 0 digit 1 alpha 2 alnum 3 space 4 upper 5 lower */
 {
     NOARGS();
-    const struct jstr *s = c->self.u.s;
+    const struct jstr *s = c->recv.u.s;
     bool ok = s->len > 0, cased = false;
     size_t i = 0;
     while (i < s->len && ok) {
@@ -411,9 +391,9 @@ static int s_is(struct mctx *c, struct jv *out, int kind) /* 0 digit 1 alpha 2 a
 }
 
 /* str.format: {} / {0} / {name} with optional !s / !r; no format specs. */
-static int s_format(struct mctx *c, struct jv *out)
+static int s_format(struct jcall *c, struct jv *out)
 {
-    const struct jstr *f = c->self.u.s;
+    const struct jstr *f = c->recv.u.s;
     struct jbuf b = {0};
     size_t auto_idx = 0, i = 0;
     int rc = 0;
@@ -487,10 +467,10 @@ static int s_format(struct mctx *c, struct jv *out)
 
 /* ---------------------------------------------------------------- dict / list / loop methods */
 
-static int d_view(struct mctx *c, struct jv *out, int which) /* 0 items 1 keys 2 values */
+static int d_view(struct jcall *c, struct jv *out, int which) /* 0 items 1 keys 2 values */
 {
     NOARGS();
-    const struct jdict *d = c->self.u.d;
+    const struct jdict *d = c->recv.u.d;
     struct jlist *l = jl_new(c->rt, c->at, d->len);
     if (!l)
         return -1;
@@ -521,22 +501,22 @@ static int d_view(struct mctx *c, struct jv *out, int which) /* 0 items 1 keys 2
     return ret_list(c, l, rc, out);
 }
 
-static int d_get(struct mctx *c, struct jv *out)
+static int d_get(struct jcall *c, struct jv *out)
 {
     BIND("key", "default");
     if (!jslot_set(a[0]))
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "get expected at least 1 argument");
-    struct jv *v = jd_get(c->self.u.d, a[0]);
+    struct jv *v = jd_get(c->recv.u.d, a[0]);
     *out = v ? jv_ref(*v) : jslot_set(a[1]) ? jv_ref(a[1]) : JV_NONE_V;
     return 0;
 }
 
-static int l_index_count(struct mctx *c, struct jv *out, bool count)
+static int l_index_count(struct jcall *c, struct jv *out, bool count)
 {
     BIND("value");
     if (!jslot_set(a[0]))
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "%s takes exactly one argument", c->name);
-    const struct jlist *l = c->self.u.l;
+    const struct jlist *l = c->recv.u.l;
     int64_t n = 0;
     for (size_t i = 0; i < l->len; i++) {
         bool eq;
@@ -554,13 +534,13 @@ static int l_index_count(struct mctx *c, struct jv *out, bool count)
     return 0;
 }
 
-static int loop_cycle(struct mctx *c, struct jv *out)
+static int loop_cycle(struct jcall *c, struct jv *out)
 {
     if (c->nk)
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "cycle takes no keyword arguments");
     if (c->nargs == 0)
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "no items for cycling given");
-    *out = jv_ref(c->args[c->self.u.lp->index0 % c->nargs]);
+    *out = jv_ref(c->args[c->recv.u.lp->index0 % c->nargs]);
     return 0;
 }
 
@@ -716,7 +696,7 @@ static int plain_method(struct jrt *rt, const struct jn *at, struct jv recv, uin
     const char *mname = owner == JM_STR ? str_methods[id] : owner == JM_DICT ? dict_methods[id]
                         : owner == JM_LIST ? list_methods[id] : loop_methods[id];
     snprintf(name, sizeof name, "%s()", mname);
-    struct mctx cx = {rt, at, recv, args, nargs, kn, kv, nk, name}, *c = &cx;
+    struct jcall cx = {rt, at, recv, args, nargs, kn, kv, nk, name}, *c = &cx;
     if (owner == JM_DICT)
         return id == 3 ? d_get(c, out) : d_view(c, out, id);
     if (owner == JM_LIST)
@@ -761,7 +741,7 @@ const char *jfunc_name(int id)
     return id >= 0 && id < JF_COUNT_ ? names[id] : "?";
 }
 
-static int g_range(struct mctx *c, struct jv *out)
+static int g_range(struct jcall *c, struct jv *out)
 {
     if (c->nk)
         return jerr(c->rt, c->at, CIT_ERR_TYPE, "range() takes no keyword arguments");
@@ -798,7 +778,7 @@ static int g_range(struct mctx *c, struct jv *out)
     return 0;
 }
 
-static int g_namespace(struct mctx *c, struct jv *out, bool is_ns)
+static int g_namespace(struct jcall *c, struct jv *out, bool is_ns)
 {
     struct jdict *d = is_ns ? jns_new(c->rt, c->at) : jd_new(c->rt, c->at);
     if (!d)
@@ -836,7 +816,7 @@ static int g_namespace(struct mctx *c, struct jv *out, bool is_ns)
     return 0;
 }
 
-static int g_raise(struct mctx *c)
+static int g_raise(struct jcall *c)
 {
     struct jv msg = c->nargs ? c->args[0] : JV_UNDEFINED;
     struct jv s;
@@ -853,7 +833,7 @@ static const char *const wday_names[] = {"Sunday", "Monday", "Tuesday", "Wednesd
 static const char *const mon_names[] = {"January", "February", "March",     "April",   "May",      "June",
                                         "July",    "August",   "September", "October", "November", "December"};
 
-static int g_strftime(struct mctx *c, struct jv *out)
+static int g_strftime(struct jcall *c, struct jv *out)
 {
     BIND("format");
     if (!jslot_set(a[0]) || need_str(c, a[0], "format"))
@@ -921,7 +901,7 @@ int jfunc_call(struct jrt *rt, const struct jn *at, int id, struct jv *args, siz
         return -1;
     char name[48];
     snprintf(name, sizeof name, "%s()", jfunc_name(id));
-    struct mctx cx = {rt, at, JV_UNDEFINED, args, nargs, kn, kv, nk, name};
+    struct jcall cx = {rt, at, JV_UNDEFINED, args, nargs, kn, kv, nk, name};
     switch (id) {
     case JF_RANGE: return g_range(&cx, out);
     case JF_NAMESPACE: return g_namespace(&cx, out, true);
