@@ -130,14 +130,21 @@ static enum cit_status plan(const struct cit_model *m, const struct cit_context_
     return CIT_OK;
 }
 
+/* Defaults filled in and checked, then the allocation laid out: what both
+ * cit_context_memory and cit_context_new start from. */
+static enum cit_status resolve_and_plan(const struct cit_model *m, const struct cit_context_params *p,
+                                        struct cit_context_params *rp, struct layout *lo, char *err, size_t errlen)
+{
+    enum cit_status st = resolve_params(m, p, rp, err, errlen);
+    return st == CIT_OK ? plan(m, rp, lo, err, errlen) : st;
+}
+
 enum cit_status cit_context_memory(const struct cit_model *m, const struct cit_context_params *p,
                                    uint64_t *kv_bytes, uint64_t *scratch_bytes, char *err, size_t errlen)
 {
     struct cit_context_params rp;
     struct layout lo;
-    enum cit_status st = resolve_params(m, p, &rp, err, errlen);
-    if (st == CIT_OK)
-        st = plan(m, &rp, &lo, err, errlen);
+    enum cit_status st = resolve_and_plan(m, p, &rp, &lo, err, errlen);
     if (st != CIT_OK)
         return st;
     if (kv_bytes)
@@ -164,9 +171,7 @@ enum cit_status cit_context_new(const struct cit_model *m, const struct cit_cont
     *out = NULL;
     struct cit_context_params rp;
     struct layout lo;
-    enum cit_status st = resolve_params(m, p, &rp, err, errlen);
-    if (st == CIT_OK)
-        st = plan(m, &rp, &lo, err, errlen);
+    enum cit_status st = resolve_and_plan(m, p, &rp, &lo, err, errlen);
     if (st != CIT_OK)
         return st;
     uint64_t need, phys = physical_memory();
