@@ -1,6 +1,7 @@
 /* support.c: helpers shared by the test binaries. */
 #include "support.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -42,4 +43,30 @@ char *test_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+static uint64_t rng_state = 1;
+
+void test_rng_seed(uint64_t seed)
+{
+    rng_state = seed;
+}
+
+uint64_t test_rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double test_rng_unif(void)
+{
+    return (double)(test_rng_next() >> 11) * 0x1p-53;
+}
+
+float test_rng_gauss(void)
+{
+    double u = test_rng_unif(), v = test_rng_unif();
+    return (float)(sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v));
 }

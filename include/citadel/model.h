@@ -84,7 +84,7 @@ struct cit_context_params {
     uint32_t n_ctx;       /* positions per sequence; default n_ctx_train, at most n_ctx_train */
     uint32_t n_seq_max;   /* sequences with their own cache, ids [0, n_seq_max); default 1 */
     uint32_t n_batch_max; /* items per cit_decode call; default min(n_ctx * n_seq_max, 512) */
-    uint32_t n_threads;   /* threads per decode; default the number of online CPUs */
+    uint32_t n_threads;   /* threads per decode; 0 = the number of physical cores */
 };
 
 /* Bytes cit_context_new allocates for these parameters: the KV cache

@@ -33,7 +33,7 @@ static void usage(FILE *f)
             "  -f, --file FILE           read the prompt from FILE\n"
             "  -n, --n-predict N         tokens to generate (default 128; stops early at end of text)\n"
             "  -c, --ctx N               context size in tokens (default: training context, at most %u)\n"
-            "  -t, --threads N           worker threads (default: online CPUs)\n"
+            "  -t, --threads N           worker threads (default: physical cores)\n"
             "      --temp T              temperature, 0 = greedy (default 0.8)\n"
             "      --top-k K             keep the K most likely tokens, 0 = off (default 40)\n"
             "      --top-p P             nucleus sampling, 1 = off (default 0.95)\n"

@@ -14,6 +14,10 @@ static const struct cli_command commands[] = {
     {"inspect", "show a GGUF file's metadata, tensors and memory needs", cmd_inspect},
     {"template", "show the exact prompt a chat template renders", cmd_template},
     {"plan", "will a model fit, how fast, and what it costs against the cloud", cmd_plan},
+    {"bench", "measure prompt and generation speed against this machine's limits", cmd_bench},
+    {"quantize", "convert an F32/F16/BF16 model to Q8_0, Q4_0 or a K-quant mixture", cmd_quantize},
+    {"eval", "perplexity and KL divergence of a model against its f32 source", cmd_eval},
+    {"synth", "write a random-weight GGUF of a real model's shape, for benchmarks", cmd_synth},
 };
 
 static void usage(FILE *f)

@@ -130,8 +130,8 @@ static enum cit_status rd_str(struct parser *ps, const char *field, const uint8_
 /* A key or tensor name, copied into an owned NUL-terminated string. */
 static enum cit_status rd_name(struct parser *ps, const char *field, uint64_t max, char **out, size_t *out_len)
 {
-    uint64_t at = ps->pos, len;
-    const uint8_t *s;
+    uint64_t at = ps->pos, len = 0;
+    const uint8_t *s = NULL;
     enum cit_status st = rd_str(ps, field, &s, &len);
     if (st)
         return st;

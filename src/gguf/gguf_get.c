@@ -125,7 +125,7 @@ static enum cit_status mismatch(const struct gguf_kv *kv, const char *wanted, ch
 
 enum cit_status cit_gguf_get_uint(const struct cit_gguf *g, const char *key, uint64_t *out, char *err, size_t errlen)
 {
-    const struct gguf_kv *kv;
+    const struct gguf_kv *kv = NULL;
     enum cit_status st = lookup(g, key, &kv, err, errlen);
     if (st)
         return st;
@@ -146,7 +146,7 @@ enum cit_status cit_gguf_get_uint(const struct cit_gguf *g, const char *key, uin
 
 enum cit_status cit_gguf_get_int(const struct cit_gguf *g, const char *key, int64_t *out, char *err, size_t errlen)
 {
-    const struct gguf_kv *kv;
+    const struct gguf_kv *kv = NULL;
     enum cit_status st = lookup(g, key, &kv, err, errlen);
     if (st)
         return st;
@@ -167,7 +167,7 @@ enum cit_status cit_gguf_get_int(const struct cit_gguf *g, const char *key, int6
 
 enum cit_status cit_gguf_get_f32(const struct cit_gguf *g, const char *key, float *out, char *err, size_t errlen)
 {
-    const struct gguf_kv *kv;
+    const struct gguf_kv *kv = NULL;
     enum cit_status st = lookup(g, key, &kv, err, errlen);
     if (st)
         return st;
@@ -184,7 +184,7 @@ enum cit_status cit_gguf_get_f32(const struct cit_gguf *g, const char *key, floa
 
 enum cit_status cit_gguf_get_bool(const struct cit_gguf *g, const char *key, bool *out, char *err, size_t errlen)
 {
-    const struct gguf_kv *kv;
+    const struct gguf_kv *kv = NULL;
     enum cit_status st = lookup(g, key, &kv, err, errlen);
     if (st)
         return st;
@@ -196,7 +196,7 @@ enum cit_status cit_gguf_get_bool(const struct cit_gguf *g, const char *key, boo
 
 enum cit_status cit_gguf_get_str(const struct cit_gguf *g, const char *key, struct cit_gguf_str *out, char *err, size_t errlen)
 {
-    const struct gguf_kv *kv;
+    const struct gguf_kv *kv = NULL;
     enum cit_status st = lookup(g, key, &kv, err, errlen);
     if (st)
         return st;
@@ -210,7 +210,7 @@ enum cit_status cit_gguf_get_str(const struct cit_gguf *g, const char *key, stru
 enum cit_status cit_gguf_get_arr(const struct cit_gguf *g, const char *key, enum cit_gguf_type *elem_type, uint64_t *count,
                                  const void **data, char *err, size_t errlen)
 {
-    const struct gguf_kv *kv;
+    const struct gguf_kv *kv = NULL;
     enum cit_status st = lookup(g, key, &kv, err, errlen);
     if (st)
         return st;
@@ -228,7 +228,7 @@ enum cit_status cit_gguf_get_arr(const struct cit_gguf *g, const char *key, enum
 enum cit_status cit_gguf_arr_str(const struct cit_gguf *g, const char *key, uint64_t idx, struct cit_gguf_str *out, char *err,
                                  size_t errlen)
 {
-    const struct gguf_kv *kv;
+    const struct gguf_kv *kv = NULL;
     enum cit_status st = lookup(g, key, &kv, err, errlen);
     if (st)
         return st;

@@ -1,98 +1,100 @@
-/* matmul.c: the matmul dispatch over the type traits (reference path).
+/* matmul.c: cit_matmul over the dispatched kernels.
  *
- * Two parallel phases: convert every token's activation row to the weight's
- * vec_dot_type (split over tokens), then compute outputs split over weight
- * rows with tokens innermost, so a weight row is streamed from memory once
- * per batch while it sits in cache. The loops never allocate. */
+ * Two parallel phases: pack the activations (split over token groups), then
+ * compute outputs split over weight rows, every thread taking all tokens
+ * for its rows so a weight row is read from memory once per batch. The
+ * loops never allocate. */
 #include "kernels/matmul.h"
 
 #include <assert.h>
 
 #include "base/threadpool.h"
+#include "kernels/kernels.h"
 
 bool cit_matmul_supported(uint32_t type, uint64_t n_in)
 {
     const struct cit_type_traits *tr = cit_type_traits(type);
-    if (!tr || !tr->to_float || !tr->vec_dot || n_in == 0 || n_in % tr->block_size != 0)
+    if (!tr || !tr->to_float || !tr->vec_dot || !cit_kernel_get(type) || n_in == 0 || n_in % tr->block_size != 0)
         return false;
     const struct cit_type_traits *vt = cit_type_traits(tr->vec_dot_type);
     return vt && vt->from_float && n_in % vt->block_size == 0;
 }
 
-bool cit_matmul_act_row_bytes(uint32_t type, uint64_t n_in, uint64_t *bytes)
+bool cit_matmul_act_bytes(uint32_t type, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
 {
-    const struct cit_type_traits *tr = cit_type_traits(type);
-    if (!tr)
-        return false;
-    if (tr->vec_dot_type == CIT_TYPE_F32) {
-        *bytes = 0;
-        return true;
-    }
-    return cit_type_row_size(tr->vec_dot_type, n_in, bytes);
+    const struct cit_kernel *k = cit_kernel_get(type);
+    return k && k->act_bytes(n_in, n_tokens, bytes);
 }
 
-struct convert_job {
-    const struct cit_matrix *w;
-    const float *x;    /* (n_tokens, n_in) */
-    unsigned char *act; /* (n_tokens, act_row) */
-    size_t act_row;
+bool cit_matmul_same_act(const struct cit_matrix *a, const struct cit_matrix *b)
+{
+    return a->n_in == b->n_in && cit_kernel_get(a->type) == cit_kernel_get(b->type);
+}
+
+struct pack_job {
+    const struct cit_kernel *k;
+    const float *x; /* (n_tokens, n_in) */
+    size_t n_in, n_tokens;
+    void *act;
 };
 
-static void convert_rows(void *arg, size_t begin, size_t end, unsigned tid)
+static void pack_groups(void *arg, size_t begin, size_t end, unsigned tid)
 {
-    const struct convert_job *j = arg;
-    const struct cit_type_traits *vt = cit_type_traits(j->w->tr->vec_dot_type);
-    for (size_t t = begin; t < end; t++)
-        vt->from_float(j->x + t * j->w->n_in, j->act + t * j->act_row, j->w->n_in);
+    const struct pack_job *j = arg;
+    size_t g = j->k->pack_group;
+    size_t t1 = end * g < j->n_tokens ? end * g : j->n_tokens;
+    j->k->pack(j->x, j->n_in, j->n_tokens, begin * g, t1, j->act);
 }
 
-struct dot_job {
+void cit_matmul_pack(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,
+                     void *act)
+{
+    if (n_tokens == 0)
+        return;
+    const struct cit_kernel *k = cit_kernel_get(w->type);
+    assert(k && k->pack_group > 0);
+    struct pack_job j = {k, x, w->n_in, n_tokens, act};
+    size_t groups = (n_tokens + k->pack_group - 1) / k->pack_group;
+    /* Small inputs (decode) pack inline: waking the pool costs more. */
+    if ((size_t)w->n_in * n_tokens < 16384)
+        pack_groups(&j, 0, groups, 0);
+    else
+        cit_threadpool_for(pool, groups, 1, pack_groups, &j);
+}
+
+struct gemm_job {
+    const struct cit_kernel *k;
     const struct cit_matrix *w;
-    const unsigned char *act; /* (n_tokens, act_row) */
-    size_t act_row;
+    const void *act;
     size_t n_tokens;
     float *y; /* (n_tokens, n_out) */
 };
 
-static void dot_rows(void *arg, size_t begin, size_t end, unsigned tid)
+static void gemm_rows(void *arg, size_t begin, size_t end, unsigned tid)
 {
-    const struct dot_job *j = arg;
-    const struct cit_matrix *w = j->w;
-    const unsigned char *wd = w->data;
-    cit_vec_dot_fn dot = w->tr->vec_dot;
-    for (size_t r = begin; r < end; r++) {
-        const void *row = wd + r * w->row_bytes;
-        for (size_t t = 0; t < j->n_tokens; t++) {
-            float s;
-            dot(w->n_in, &s, row, j->act + t * j->act_row);
-            j->y[t * w->n_out + r] = s;
-        }
-    }
+    const struct gemm_job *j = arg;
+    j->k->gemm(j->w->data, j->w->row_bytes, j->w->n_in, begin, end, j->act, j->n_tokens, j->y, j->w->n_out);
+}
+
+void cit_matmul_packed(struct cit_threadpool *pool, const struct cit_matrix *w, const void *act, size_t n_tokens,
+                       float *y)
+{
+    if (n_tokens == 0)
+        return;
+    struct gemm_job j = {cit_kernel_get(w->type), w, act, n_tokens, y};
+    /* Chunks of whole 16-row tiles, about 8 per thread so a thread that is
+     * descheduled does not hold up the rest. */
+    size_t threads = cit_threadpool_size(pool);
+    size_t grain = (w->n_out + threads * 8 - 1) / (threads * 8);
+    grain = (grain + 15) / 16 * 16;
+    cit_threadpool_for(pool, w->n_out, grain, gemm_rows, &j);
 }
 
 void cit_matmul(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,
                 float *y, void *act)
 {
-    if (n_tokens == 0)
-        return;
-    struct dot_job dj = {.w = w, .n_tokens = n_tokens, .y = y};
-    if (w->tr->vec_dot_type == CIT_TYPE_F32) {
-        dj.act = (const unsigned char *)x;
-        dj.act_row = (size_t)w->n_in * sizeof(float);
-    } else {
-        uint64_t act_row = 0;
-        bool ok = cit_matmul_act_row_bytes(w->type, w->n_in, &act_row);
-        assert(ok && act);
-        (void)ok;
-        struct convert_job cj = {.w = w, .x = x, .act = act, .act_row = (size_t)act_row};
-        cit_threadpool_for(pool, n_tokens, 4, convert_rows, &cj);
-        dj.act = act;
-        dj.act_row = (size_t)act_row;
-    }
-    /* Grain: enough multiply-adds per chunk to amortise the claim. */
-    size_t work_per_row = (size_t)w->n_in * n_tokens;
-    size_t grain = work_per_row >= 65536 ? 1 : 65536 / work_per_row;
-    cit_threadpool_for(pool, w->n_out, grain, dot_rows, &dj);
+    cit_matmul_pack(pool, w, x, n_tokens, act);
+    cit_matmul_packed(pool, w, act, n_tokens, y);
 }
 
 void cit_matrix_row(const struct cit_matrix *w, size_t row, float *dst)

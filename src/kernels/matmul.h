@@ -2,17 +2,15 @@
  * inference time.
  *
  * A weight matrix is used in place from the model file: n_out rows of n_in
- * elements of any type whose traits have to_float and vec_dot. Activations
- * (f32) are first converted, one row per token, to the weight type's
- * vec_dot_type (Q8_0 for Q4_0/Q8_0, Q8_K for the K-quants, F16 for F16),
- * exactly as the reference engine does, and each output is one vec_dot of a
- * weight row with a converted activation row. The result of one (row,
- * token) pair therefore does not depend on the batch size or on the thread
- * that computed it: batching and threading change speed, never bits.
+ * elements of any type with a kernel (kernels/kernels.h). Activations (f32,
+ * one row per token) are first packed into the kernel's activation format
+ * (which quantizes them to 8 bits for the quantized types, as the reference
+ * engine does), then every (row, token) output is computed exactly as the
+ * scalar reference vec_dot would: batching, threading and the instruction
+ * set change speed, never bits.
  *
- * The kernels come from the type traits (today the scalar reference
- * kernels); a later SIMD path slots in behind cit_matmul without changing
- * callers. */
+ * Packing is separate from the product so one packed input can feed several
+ * matrices (Q, K and V; gate and up) when they share a kernel. */
 #ifndef CITADEL_KERNELS_MATMUL_H
 #define CITADEL_KERNELS_MATMUL_H
 
@@ -23,11 +21,12 @@
 #include "citadel/tensor.h"
 
 struct cit_threadpool;
+struct cit_kernel;
 
 /* A weight matrix inside the file mapping: (n_out, n_in) of `type`. */
 struct cit_matrix {
-    const void *data;                /* (n_out, row_bytes) */
-    const struct cit_type_traits *tr; /* traits of type (to_float and vec_dot non-NULL) */
+    const void *data;                 /* (n_out, row_bytes) */
+    const struct cit_type_traits *tr; /* traits of type (to_float non-NULL) */
     uint32_t type;
     uint32_t n_in;    /* elements per row (GGUF ne[0]) */
     uint32_t n_out;   /* rows (GGUF ne[1]) */
@@ -35,20 +34,29 @@ struct cit_matrix {
 };
 
 /* True when a matrix of this type and row length can be multiplied: the
- * type has to_float and vec_dot, its vec_dot_type has from_float, and n_in
- * is a multiple of both block sizes. */
+ * type has a kernel and to_float, and n_in is a multiple of the block sizes
+ * of the type and of its activation format. */
 bool cit_matmul_supported(uint32_t type, uint64_t n_in);
 
-/* Bytes of one activation row of n_in elements converted for `type`'s
- * vec_dot (0 when the activations are used as f32 directly); false on
- * overflow or an unsupported type. */
-bool cit_matmul_act_row_bytes(uint32_t type, uint64_t n_in, uint64_t *bytes);
+/* Bytes of packed activations for n_tokens tokens of n_in elements for a
+ * matrix of `type` on the active kernels; non-decreasing in n_tokens. False
+ * on overflow or an unsupported type. */
+bool cit_matmul_act_bytes(uint32_t type, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes);
 
-/* y = x * W^T: y[t][r] = dot(W row r, x row t) for t < n_tokens, r < n_out.
- * x: (n_tokens, n_in) f32; y: (n_tokens, n_out) f32; act: scratch of at
- * least n_tokens * cit_matmul_act_row_bytes bytes (may be NULL when that is
- * 0). Rows are split across the pool; each weight row is read once for all
- * tokens. */
+/* True when activations packed for a can be used for b (same kernel, same n_in). */
+bool cit_matmul_same_act(const struct cit_matrix *a, const struct cit_matrix *b);
+
+/* Packs x: (n_tokens, n_in) f32 for w into act (cit_matmul_act_bytes bytes). */
+void cit_matmul_pack(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,
+                     void *act);
+
+/* y = x * W^T from packed activations: y[t][r] = dot(W row r, x row t) for
+ * t < n_tokens, r < n_out; y: (n_tokens, n_out). Rows are split across the
+ * pool; each thread streams its rows once for all tokens. */
+void cit_matmul_packed(struct cit_threadpool *pool, const struct cit_matrix *w, const void *act, size_t n_tokens,
+                       float *y);
+
+/* Pack then multiply. */
 void cit_matmul(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,
                 float *y, void *act);
 

@@ -17,6 +17,7 @@
 #include "base/checked.h"
 #include "base/err.h"
 #include "base/threadpool.h"
+#include "kernels/kernels.h"
 #include "model/model_impl.h"
 
 #define MAX_SEQ (1u << 20)
@@ -43,18 +44,19 @@ static bool reserve(uint64_t *total, uint64_t count, uint64_t elem_size, uint64_
     return true;
 }
 
-/* Largest converted-activation row over every matrix the forward pass uses. */
-static bool act_row_max(const struct cit_model *m, uint64_t *out)
+/* Largest packed-activation buffer for n_batch tokens over every matrix the
+ * forward pass uses. */
+static bool act_bytes_max(const struct cit_model *m, uint64_t n_batch, uint64_t *out)
 {
     uint64_t best = 0, b;
-    if (!cit_matmul_act_row_bytes(m->output.type, m->output.n_in, &b))
+    if (!cit_matmul_act_bytes(m->output.type, m->output.n_in, n_batch, &b))
         return false;
     best = b;
     for (uint32_t il = 0; il < m->info.n_layer; il++) {
         const struct cit_layer *l = &m->layers[il];
         const struct cit_matrix *mats[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->wgate, &l->wup, &l->wdown};
         for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
-            if (!cit_matmul_act_row_bytes(mats[i]->type, mats[i]->n_in, &b))
+            if (!cit_matmul_act_bytes(mats[i]->type, mats[i]->n_in, n_batch, &b))
                 return false;
             if (b > best)
                 best = b;
@@ -87,7 +89,7 @@ static enum cit_status resolve_params(const struct cit_model *m, const struct ci
         return cit_fail(CIT_ERR_RANGE, err, errlen, "n_batch_max %u out of range [1, %u]", p->n_batch_max,
                         MAX_BATCH);
     if (p->n_threads == 0)
-        p->n_threads = cit_cpu_count();
+        p->n_threads = cit_cpu_physical_cores();
     if (p->n_threads > CIT_THREADPOOL_MAX_THREADS)
         return cit_fail(CIT_ERR_RANGE, err, errlen, "n_threads %u out of range [1, %u]", p->n_threads,
                         CIT_THREADPOOL_MAX_THREADS);
@@ -98,9 +100,9 @@ static enum cit_status plan(const struct cit_model *m, const struct cit_context_
                             char *err, size_t errlen)
 {
     const struct cit_model_info *hp = &m->info;
-    uint64_t nb = p->n_batch_max, t = 0, act_row;
+    uint64_t nb = p->n_batch_max, t = 0, act_bytes;
     memset(lo, 0, sizeof *lo);
-    bool ok = act_row_max(m, &act_row) &&
+    bool ok = act_bytes_max(m, nb, &act_bytes) &&
               reserve(&t, p->n_seq_max, sizeof(int32_t), &lo->seq_len) &&
               reserve(&t, p->n_seq_max, sizeof(int32_t), &lo->seq_next) &&
               reserve(&t, nb * hp->n_embd, sizeof(float), &lo->x) &&
@@ -114,7 +116,7 @@ static enum cit_status plan(const struct cit_model *m, const struct cit_context_
               reserve(&t, nb * hp->n_ff, sizeof(float), &lo->up) &&
               reserve(&t, nb * hp->n_rot, sizeof(float), &lo->rope_cs) &&
               reserve(&t, (uint64_t)p->n_threads * p->n_ctx, sizeof(float), &lo->scores) &&
-              reserve(&t, nb, act_row, &lo->act) &&
+              reserve(&t, 1, act_bytes, &lo->act) &&
               reserve(&t, nb * hp->n_vocab, sizeof(float), &lo->logits) &&
               reserve(&t, nb, sizeof(int32_t), &lo->logit_row) &&
               cit_align_up_u64(t, SCRATCH_ALIGN, &lo->scratch_bytes);

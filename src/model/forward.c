@@ -71,6 +71,18 @@ static void add_bias(float *y, const float *b, size_t n_rows, size_t dim)
         cit_add(y + i * dim, b, dim);
 }
 
+/* Several matrices applied to the same input x (n, n_in): the input is
+ * packed once for consecutive matrices that share a kernel. */
+static void matmul_shared_input(struct cit_context *c, const struct cit_matrix *const *w, float *const *y,
+                                size_t n_mats, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n_mats; i++) {
+        if (i == 0 || !cit_matmul_same_act(w[i - 1], w[i]))
+            cit_matmul_pack(c->pool, w[i], x, n, c->act);
+        cit_matmul_packed(c->pool, w[i], c->act, n, y[i]);
+    }
+}
+
 static void layer_forward(struct cit_context *c, const struct cit_batch_item *items, size_t n, size_t il)
 {
     const struct cit_model *m = c->m;
@@ -81,9 +93,9 @@ static void layer_forward(struct cit_context *c, const struct cit_batch_item *it
     /* Attention block. */
     for (size_t i = 0; i < n; i++)
         cit_rmsnorm(c->xn + i * E, c->x + i * E, L->attn_norm, E, hp->rms_eps);
-    cit_matmul(c->pool, &L->wq, c->xn, n, c->q, c->act); /* (n, q_dim) */
-    cit_matmul(c->pool, &L->wk, c->xn, n, c->k, c->act); /* (n, kv_dim) */
-    cit_matmul(c->pool, &L->wv, c->xn, n, c->v, c->act); /* (n, kv_dim) */
+    const struct cit_matrix *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *qkv_out[3] = {c->q, c->k, c->v}; /* (n, q_dim), (n, kv_dim), (n, kv_dim) */
+    matmul_shared_input(c, qkv, qkv_out, 3, c->xn, n);
     if (L->bq) {
         add_bias(c->q, L->bq, n, Q);
         add_bias(c->k, L->bk, n, KV);
@@ -105,8 +117,9 @@ static void layer_forward(struct cit_context *c, const struct cit_batch_item *it
     /* Feed-forward block: down(silu(gate(x)) * up(x)). */
     for (size_t i = 0; i < n; i++)
         cit_rmsnorm(c->xn + i * E, c->x + i * E, L->ffn_norm, E, hp->rms_eps);
-    cit_matmul(c->pool, &L->wgate, c->xn, n, c->gate, c->act); /* (n, n_ff) */
-    cit_matmul(c->pool, &L->wup, c->xn, n, c->up, c->act);     /* (n, n_ff) */
+    const struct cit_matrix *gu[2] = {&L->wgate, &L->wup};
+    float *gu_out[2] = {c->gate, c->up}; /* (n, n_ff) each */
+    matmul_shared_input(c, gu, gu_out, 2, c->xn, n);
     cit_swiglu(c->gate, c->up, n * F);
     cit_matmul(c->pool, &L->wdown, c->gate, n, c->proj, c->act); /* (n, n_embd) */
     cit_add(c->x, c->proj, n * E);

@@ -72,7 +72,7 @@ struct cit_context {
     float *up;          /* (n_batch, n_ff) */
     float *rope_cs;     /* (n_batch, n_rot) cos/sin pairs of each item's position */
     float *scores;      /* (n_threads, n_ctx) attention weights, one row per thread */
-    void *act;          /* (n_batch, act_row_max) activations converted for vec_dot */
+    void *act;          /* activations packed for the matmul kernels, sized for n_batch */
     float *logits;      /* (n_batch, n_vocab), rows packed in item order */
     int32_t *logit_row; /* (n_batch) row of `logits` for each item of the last decode, -1 if none */
     size_t n_last;      /* items of the last successful decode */

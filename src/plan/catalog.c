@@ -56,7 +56,7 @@ static enum cit_status get_num(json_t *e, const char *what, size_t idx, const ch
 static enum cit_status get_u32(json_t *e, const char *what, size_t idx, const char *key, uint32_t *out, char *err,
                                size_t errlen)
 {
-    double d;
+    double d = 0;
     enum cit_status st = get_num(e, what, idx, key, 1, 1 << 24, &d, err, errlen);
     if (st == CIT_OK && d != floor(d))
         st = cit_fail(CIT_ERR_RANGE, err, errlen, "%s[%zu].%s: %g is not a whole number", what, idx, key, d);

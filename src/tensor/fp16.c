@@ -5,9 +5,10 @@
  * Rounding matches the reference engine: fp32 -> fp16 rounds to nearest even
  * (as the F16C instruction does), keeping subnormals, overflowing to inf,
  * and turning NaN into a quiet NaN with the payload's top bits; fp32 -> bf16
- * rounds to nearest even and quiets NaN. Dot products multiply in float and
- * accumulate in double, as the reference's scalar path does. */
+ * rounds to nearest even and quiets NaN. Dot products accumulate in 16 float
+ * lanes in a fixed order that SIMD kernels reproduce bit for bit. */
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 #include "tensor/quants.h"
@@ -94,17 +95,34 @@ void cit_ref_f32_from_float(const float *src, void *dst, int64_t n)
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
+/* The float dot products' fixed order (kernels/kernels.h): element k
+ * accumulates into lane k % 16 with one fused multiply-add, in k order, then
+ * lanes fold by halves (i += i+8, i += i+4, i += i+2, i += i+1). SIMD kernels
+ * of any width reproduce it exactly; the scalar code is its statement. */
+#define DOT_LANES 16
+
+static float fold_lanes(float acc[DOT_LANES])
+{
+    for (int h = DOT_LANES / 2; h >= 1; h /= 2)
+        for (int i = 0; i < h; i++)
+            acc[i] += acc[i + h];
+    return acc[0];
+}
+
+static float load_f32(const unsigned char *p)
+{
+    float v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 void cit_ref_vec_dot_f32(int64_t n, float *s, const void *x, const void *y)
 {
     const unsigned char *xb = x, *yb = y;
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        float a, b;
-        memcpy(&a, xb + i * 4, 4);
-        memcpy(&b, yb + i * 4, 4);
-        sum += (double)(a * b);
-    }
-    *s = (float)sum;
+    float acc[DOT_LANES] = {0};
+    for (int64_t i = 0; i < n; i++)
+        acc[i % DOT_LANES] = fmaf(load_f32(xb + 4 * i), load_f32(yb + 4 * i), acc[i % DOT_LANES]);
+    *s = fold_lanes(acc);
 }
 
 /* ---- F16 / BF16 (rows of uint16 bit patterns, possibly unaligned) ---- */
@@ -138,10 +156,11 @@ void cit_ref_f16_from_float(const float *src, void *dst, int64_t n)
 void cit_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y)
 {
     const unsigned char *xb = x, *yb = y;
-    double sum = 0.0;
+    float acc[DOT_LANES] = {0};
     for (int64_t i = 0; i < n; i++)
-        sum += (double)(cit_fp16_to_fp32(load_u16(xb + 2 * i)) * cit_fp16_to_fp32(load_u16(yb + 2 * i)));
-    *s = (float)sum;
+        acc[i % DOT_LANES] =
+            fmaf(cit_fp16_to_fp32(load_u16(xb + 2 * i)), cit_fp16_to_fp32(load_u16(yb + 2 * i)), acc[i % DOT_LANES]);
+    *s = fold_lanes(acc);
 }
 
 void cit_ref_bf16_to_float(const void *src, float *dst, int64_t n)
@@ -161,8 +180,9 @@ void cit_ref_bf16_from_float(const float *src, void *dst, int64_t n)
 void cit_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y)
 {
     const unsigned char *xb = x, *yb = y;
-    double sum = 0.0;
+    float acc[DOT_LANES] = {0};
     for (int64_t i = 0; i < n; i++)
-        sum += (double)(cit_bf16_to_fp32(load_u16(xb + 2 * i)) * cit_bf16_to_fp32(load_u16(yb + 2 * i)));
-    *s = (float)sum;
+        acc[i % DOT_LANES] =
+            fmaf(cit_bf16_to_fp32(load_u16(xb + 2 * i)), cit_bf16_to_fp32(load_u16(yb + 2 * i)), acc[i % DOT_LANES]);
+    *s = fold_lanes(acc);
 }

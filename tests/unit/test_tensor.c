@@ -25,27 +25,6 @@
 
 /* ---- helpers ---- */
 
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rng_unif(void) /* [0, 1) */
-{
-    return (double)(rng_next() >> 11) * 0x1p-53;
-}
-
-static float rng_gauss(void)
-{
-    double u = rng_unif(), v = rng_unif();
-    return (float)(sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v));
-}
-
 static uint32_t fbits(float f)
 {
     uint32_t u;
@@ -282,9 +261,9 @@ static void test_fp16_edges(void **state)
 
 #ifdef __FLT16_MAX__
     /* cross-check against the compiler's conversion on random float bits */
-    rng_state = 7;
+    test_rng_seed(7);
     for (int i = 0; i < 1000000; i++) {
-        float f = bitsf((uint32_t)rng_next());
+        float f = bitsf((uint32_t)test_rng_next());
         if (isnan(f))
             continue;
         _Float16 h = (_Float16)f;
@@ -531,7 +510,7 @@ static void test_known_quantizers(void **state)
 static void fill_gauss(float *x, int64_t n, float scale)
 {
     for (int64_t i = 0; i < n; i++)
-        x[i] = scale * rng_gauss();
+        x[i] = scale * test_rng_gauss();
 }
 
 static double roundtrip_err(uint32_t type, const float *x, int64_t n)
@@ -576,16 +555,16 @@ static void test_roundtrip(void **state)
     for (int k = 0; k < nt; k++) {
         const struct cit_type_traits *t = cit_type_traits(ids[k]);
         assert_non_null(t->from_float);
-        rng_state = 1000 + ids[k];
+        test_rng_seed(1000 + ids[k]);
         fill_gauss(x, n, 0.02f);
         double e1 = roundtrip_err(ids[k], x, n);
         /* uniform, with an outlier per 256 */
         for (int64_t i = 0; i < n; i++)
-            x[i] = (float)(rng_unif() * 2 - 1) * (i % 256 == 17 ? 8 : 1);
+            x[i] = (float)(test_rng_unif() * 2 - 1) * (i % 256 == 17 ? 8 : 1);
         double e2 = roundtrip_err(ids[k], x, n);
         /* all values of one sign (exercises the K-quant mins) */
         for (int64_t i = 0; i < n; i++)
-            x[i] = -fabsf(rng_gauss()) - 0.5f;
+            x[i] = -fabsf(test_rng_gauss()) - 0.5f;
         double e3 = roundtrip_err(ids[k], x, n);
         print_message("roundtrip %-5s gauss %.5f  uniform+outliers %.5f  negative %.5f\n", t->name, e1, e2, e3);
         double bound = roundtrip_bound(ids[k]);
@@ -611,7 +590,7 @@ static void test_roundtrip(void **state)
  * be inf/NaN, so these get a sane random scale. */
 static void fix_scales(uint32_t type, uint8_t *blk)
 {
-    float d = (float)(rng_unif() * 0.01 + 1e-4) * (rng_next() & 1 ? 1 : -1);
+    float d = (float)(test_rng_unif() * 0.01 + 1e-4) * (test_rng_next() & 1 ? 1 : -1);
     switch (type) {
     case CIT_TYPE_Q8_0:
     case CIT_TYPE_Q4_0:
@@ -620,7 +599,7 @@ static void fix_scales(uint32_t type, uint8_t *blk)
     case CIT_TYPE_Q4_K:
     case CIT_TYPE_Q5_K:
         put16(blk, cit_fp32_to_fp16(fabsf(d)));
-        put16(blk + 2, cit_fp32_to_fp16((float)rng_unif() * 0.01f));
+        put16(blk + 2, cit_fp32_to_fp16((float)test_rng_unif() * 0.01f));
         break;
     case CIT_TYPE_Q6_K:
         put16(blk + 208, cit_fp32_to_fp16(d));
@@ -671,7 +650,7 @@ static void test_vec_dot(void **state)
         const struct cit_type_traits *v = cit_type_traits(t->vec_dot_type);
         int nl = t->block_size == 1 ? 8 : 4;
         double worst = 0;
-        rng_state = 42 + ids[k];
+        test_rng_seed(42 + ids[k]);
         for (int li = 0; li < nl; li++) {
             int64_t n = t->block_size == 1 ? float_lens[li] : block_counts[li] * t->block_size;
             float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
@@ -686,7 +665,7 @@ static void test_vec_dot(void **state)
                 if (t->is_quantized) { /* arbitrary codes, not only our quantizer's */
                     size_t bs = t->type_size;
                     for (size_t i = 0; i < row_bytes(ids[k], n); i++)
-                        xq[i] = (uint8_t)rng_next();
+                        xq[i] = (uint8_t)test_rng_next();
                     for (int64_t b = 0; b < n / t->block_size; b++)
                         fix_scales(ids[k], xq + b * bs);
                     check_dot(ids[k], xq, yq, n, &worst);
@@ -718,7 +697,7 @@ static void test_unaligned_and_special(void **state)
         size_t xb = row_bytes(ids[k], n), yb = row_bytes(t->vec_dot_type, n);
         uint8_t *xq = malloc(xb + 1), *yq = malloc(yb + 1);
         assert_true(xq && yq);
-        rng_state = 3 + ids[k];
+        test_rng_seed(3 + ids[k]);
         fill_gauss(x, n, 1.0f);
         fill_gauss(y, n, 1.0f);
         t->from_float(x, xq + 1, n); /* odd addresses throughout */
@@ -751,7 +730,7 @@ static void test_unaligned_and_special(void **state)
 static void test_activation_rounding(void **state)
 {
     (void)state;
-    rng_state = 99;
+    test_rng_seed(99);
     float x[256], y[256];
     fill_gauss(x, 256, 3.0f);
     struct cit_block_q8_0 b[8];
@@ -866,7 +845,7 @@ static void test_real_files(void **state)
             float *act = malloc((size_t)ne0 * sizeof *act);
             void *actq = malloc(row_bytes(t->vec_dot_type, ne0));
             assert_true(act && actq);
-            rng_state = 5 + i;
+            test_rng_seed(5 + i);
             fill_gauss(act, ne0, 1.0f);
             v->from_float(act, actq, ne0);
             uint64_t rb = (uint64_t)row_bytes(qt->type, ne0);

@@ -1,0 +1,145 @@
+/* dispatch.c: which kernel runs. CPU features are read once (the compiler's
+ * cpuid helpers also check that the OS saves the wide registers); a table
+ * per tier is built by letting each ISA file fill in the types it
+ * implements over the table of the tier below, so a type without a kernel
+ * on some tier falls back to the best one beneath it. */
+#include "kernels/kernels.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const isa_names[CIT_ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512vnni"};
+
+static const struct cit_kernel *tables[CIT_ISA_COUNT][CIT_TYPE_COUNT];
+static enum cit_isa detected, active;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static enum cit_isa detect(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")))
+        return CIT_ISA_SCALAR;
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
+        return CIT_ISA_AVX2;
+    if (!__builtin_cpu_supports("avx512vnni"))
+        return CIT_ISA_AVX512;
+    return CIT_ISA_AVX512_VNNI;
+#else
+    return CIT_ISA_SCALAR;
+#endif
+}
+
+static void build(void)
+{
+    cit_kernels_ref(tables[CIT_ISA_SCALAR]);
+#if defined(__x86_64__)
+    static const cit_kernel_register_fn regs[CIT_ISA_COUNT][3] = {
+        [CIT_ISA_AVX2] = {cit_kernels_avx2_f, cit_kernels_avx2_q, cit_kernels_avx2_k},
+        [CIT_ISA_AVX512] = {cit_kernels_avx512_f, cit_kernels_avx512_q, cit_kernels_avx512_k},
+        [CIT_ISA_AVX512_VNNI] = {cit_kernels_avx512vnni_q, cit_kernels_avx512vnni_k, NULL},
+    };
+    for (int isa = 1; isa < CIT_ISA_COUNT; isa++) {
+        memcpy(tables[isa], tables[isa - 1], sizeof tables[isa]);
+        for (int i = 0; i < 3; i++)
+            if (regs[isa][i])
+                regs[isa][i](tables[isa]);
+    }
+#else
+    for (int isa = 1; isa < CIT_ISA_COUNT; isa++)
+        memcpy(tables[isa], tables[0], sizeof tables[isa]);
+#endif
+    detected = detect();
+    active = detected;
+    const char *cap = getenv("CITADEL_ISA");
+    if (cap && *cap) {
+        int found = -1;
+        for (int i = 0; i < CIT_ISA_COUNT; i++)
+            if (!strcmp(cap, isa_names[i]))
+                found = i;
+        if (found < 0)
+            fprintf(stderr, "citadel: CITADEL_ISA=%s is not one of scalar, avx2, avx512, avx512vnni; ignored\n",
+                    cap);
+        else if ((enum cit_isa)found < active)
+            active = (enum cit_isa)found;
+    }
+}
+
+enum cit_isa cit_isa_detected(void)
+{
+    pthread_once(&once, build);
+    return detected;
+}
+
+enum cit_isa cit_isa_active(void)
+{
+    pthread_once(&once, build);
+    return active;
+}
+
+const char *cit_isa_name(enum cit_isa isa)
+{
+    return (unsigned)isa < CIT_ISA_COUNT ? isa_names[isa] : "?";
+}
+
+const struct cit_kernel *cit_kernel_for_isa(uint32_t type, enum cit_isa isa)
+{
+    pthread_once(&once, build);
+    if (type >= CIT_TYPE_COUNT || (unsigned)isa >= CIT_ISA_COUNT)
+        return NULL;
+    return tables[isa][type];
+}
+
+const struct cit_kernel *cit_kernel_get(uint32_t type)
+{
+    return cit_kernel_for_isa(type, cit_isa_active());
+}
+
+/* Distinct (package, core) pairs under /sys; the online count where that
+ * is unreadable. */
+unsigned cit_cpu_physical_cores(void)
+{
+    enum { MAX_CPUS = 4096 };
+    static unsigned cached;
+    if (cached)
+        return cached;
+    unsigned long long *seen = calloc(MAX_CPUS, sizeof *seen);
+    unsigned n = 0;
+    for (unsigned cpu = 0; seen && cpu < MAX_CPUS; cpu++) {
+        char path[128];
+        long core = -1, pkg = -1;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/core_id", cpu);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        if (fscanf(f, "%ld", &core) != 1)
+            core = -1;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/physical_package_id", cpu);
+        f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%ld", &pkg) != 1)
+                pkg = -1;
+            fclose(f);
+        }
+        if (core < 0)
+            continue;
+        unsigned long long key = ((unsigned long long)(pkg + 1) << 32) | (unsigned long long)core;
+        bool dup = false;
+        for (unsigned i = 0; i < n && !dup; i++)
+            dup = seen[i] == key;
+        if (!dup)
+            seen[n++] = key;
+    }
+    free(seen);
+    if (n == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (unsigned)online : 1;
+    }
+    cached = n;
+    return n;
+}

@@ -1,0 +1,96 @@
+/* kernels.h: the per-ISA matrix kernels behind cit_matmul, and how one is
+ * chosen at run time.
+ *
+ * The contract that makes every path interchangeable: for each (weight row,
+ * token) pair a kernel produces EXACTLY the float the scalar reference
+ * vec_dot of the type's traits produces for that row and that token's
+ * activations converted by the traits' from_float (bit for bit, any tile
+ * shape, any row range, any number of tokens). That is possible because the
+ * reference is written in an order SIMD can follow:
+ *   - quantized types: the integer dot of each block (super-block for the
+ *     K-quants) is exact whatever order it is summed in; the float work is
+ *     done per block, in block order, with the reference's exact sequence of
+ *     float operations (see cit_ref_vec_dot_* in tensor/quants*.c);
+ *   - F32/F16/BF16: 16 float lanes, element k accumulates into lane k % 16
+ *     with one fused multiply-add in k order, then a fixed halving tree
+ *     (lane i += lane i+8, +4, +2, +1) gives the sum (tensor/fp16.c).
+ * So a sequence's logits are bit-identical alone or in a batch of any size,
+ * under any thread count and on every ISA of the same machine, and the test
+ * of a SIMD kernel is an exact comparison with the reference
+ * (tests/unit/test_kernels.c) on random inputs of awkward sizes.
+ *
+ * A kernel owns its activation format: pack() converts f32 activations into
+ * whatever layout its gemm() wants (the reference format, or e.g. blocks of
+ * tokens interleaved for a token-parallel tile), as long as the numbers it
+ * derives from them equal the reference from_float's. */
+#ifndef CITADEL_KERNELS_KERNELS_H
+#define CITADEL_KERNELS_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "citadel/tensor.h"
+
+/* Instruction-set tiers, each a superset of the one before. */
+enum cit_isa {
+    CIT_ISA_SCALAR = 0,  /* portable C: the reference kernels */
+    CIT_ISA_AVX2,        /* AVX2 + FMA + F16C (Haswell, Zen 1+) */
+    CIT_ISA_AVX512,      /* + AVX-512 F/BW/VL/DQ (Skylake-SP) */
+    CIT_ISA_AVX512_VNNI, /* + AVX-512 VNNI int8 dot products (Cascade Lake, Ice Lake, Zen 4+) */
+    CIT_ISA_COUNT
+};
+
+/* One weight type's kernels on one tier. All functions are pure: they
+ * read their inputs and write only their outputs, so any number of threads
+ * may call them on disjoint outputs. */
+struct cit_kernel {
+    /* Bytes of packed activations for n_tokens rows of n_in elements; false
+     * on overflow. n_in is a multiple of the type's block size. */
+    bool (*act_bytes)(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes);
+    /* Tokens per pack() unit: pack is called on [t0, t1) with t0 a multiple
+     * of it (t1 may end anywhere up to n_tokens). 1 for row formats. */
+    uint32_t pack_group;
+    /* Converts tokens [t0, t1) of x (n_tokens rows of n_in f32) into act,
+     * whose layout may depend on n_tokens. */
+    void (*pack)(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act);
+    /* y[t * ldy + r] = dot(weight row r, token t) for r in [r0, r1),
+     * t in [0, n_tokens); w is the whole matrix (rows of row_bytes). */
+    void (*gemm)(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                 size_t n_tokens, float *y, size_t ldy);
+};
+
+/* Fills tab[type] for the types a file implements on its tier (leaving the
+ * others untouched). Each ISA file defines one of these. */
+typedef void (*cit_kernel_register_fn)(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+
+void cit_kernels_ref(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+#if defined(__x86_64__) || defined(_M_X64)
+void cit_kernels_avx2_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* Q4_0, Q8_0 */
+void cit_kernels_avx2_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* Q4_K, Q5_K, Q6_K */
+void cit_kernels_avx2_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* F32, F16, BF16 */
+void cit_kernels_avx512_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+void cit_kernels_avx512_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+void cit_kernels_avx512_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+void cit_kernels_avx512vnni_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+void cit_kernels_avx512vnni_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+#endif
+
+/* The best tier this CPU (and OS) supports, detected once. The environment
+ * variable CITADEL_ISA (scalar, avx2, avx512, avx512vnni) caps it, for
+ * comparisons and for reproducing a result of a smaller machine. */
+enum cit_isa cit_isa_detected(void);
+enum cit_isa cit_isa_active(void);
+const char *cit_isa_name(enum cit_isa isa);
+
+/* The kernel for a weight type on a tier (falling back to lower tiers for
+ * types a tier does not implement); NULL when the type cannot be a weight.
+ * cit_kernel_get uses the active tier. */
+const struct cit_kernel *cit_kernel_for_isa(uint32_t type, enum cit_isa isa);
+const struct cit_kernel *cit_kernel_get(uint32_t type);
+
+/* Physical cores of this machine (hyper-threads of one core counted once),
+ * at least 1: the default thread count. */
+unsigned cit_cpu_physical_cores(void);
+
+#endif

@@ -1,0 +1,247 @@
+/* test_kernels.c: every matmul kernel on every instruction-set tier this
+ * machine supports must reproduce the scalar reference bit for bit
+ * (kernels/kernels.h states the contract). For each type with a kernel:
+ * random weights (quantizer output, and raw random codes with finite
+ * scales), random activations with zero blocks and outliers, awkward row
+ * lengths, row counts and token counts; activations packed in group-sized
+ * pieces and rows computed in split ranges; each output compared with the
+ * reference vec_dot of the weight row and the reference-converted token,
+ * and the padding of the output left untouched. Exact equality across tile
+ * shapes is what makes a sequence's logits independent of its batch. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/kernels.h"
+#include "support.h"
+#include "tensor/quants.h"
+
+static const uint32_t weight_types[] = {CIT_TYPE_F32,  CIT_TYPE_F16,  CIT_TYPE_BF16, CIT_TYPE_Q8_0,
+                                        CIT_TYPE_Q4_0, CIT_TYPE_Q4_K, CIT_TYPE_Q5_K, CIT_TYPE_Q6_K};
+
+static void put_half(unsigned char *p, float v)
+{
+    uint16_t h = cit_fp32_to_fp16(v);
+    memcpy(p, &h, 2);
+}
+
+/* Random codes with finite, moderate scales: the bytes of every block are
+ * random except the half-precision scale fields. Q8_0 codes stay in
+ * [-127, 127], the range every quantizer writes. */
+static void random_codes(uint32_t type, unsigned char *row, size_t n_blocks)
+{
+    const struct cit_type_traits *tr = cit_type_traits(type);
+    for (size_t b = 0; b < n_blocks; b++) {
+        unsigned char *blk = row + b * tr->type_size;
+        for (uint32_t i = 0; i < tr->type_size; i++)
+            blk[i] = (unsigned char)test_rng_next();
+        float d = (float)(test_rng_unif() * 0.02 + 1e-4) * (test_rng_next() & 1 ? 1 : -1);
+        switch (type) {
+        case CIT_TYPE_Q8_0:
+            for (int i = 2; i < 34; i++)
+                if (blk[i] == 0x80)
+                    blk[i] = 0x81;
+            put_half(blk, d);
+            break;
+        case CIT_TYPE_Q4_0: put_half(blk, d); break;
+        case CIT_TYPE_Q4_K:
+        case CIT_TYPE_Q5_K:
+            put_half(blk, fabsf(d));
+            put_half(blk + 2, (float)test_rng_unif() * 0.01f);
+            break;
+        case CIT_TYPE_Q6_K: put_half(blk + 208, d); break;
+        default: break;
+        }
+    }
+}
+
+static void random_activations(float *x, size_t n_in, size_t n_tokens)
+{
+    for (size_t t = 0; t < n_tokens; t++) {
+        float scale = (float)(0.1 + 4 * test_rng_unif());
+        for (size_t i = 0; i < n_in; i++) {
+            float v = scale * test_rng_gauss();
+            if (i % 97 == 13)
+                v *= 30; /* outliers */
+            if (t % 3 == 1 && i >= 32 && i < 64)
+                v = 0; /* a zero block */
+            x[t * n_in + i] = v;
+        }
+    }
+}
+
+struct shape {
+    size_t n_in, n_out, n_tokens;
+};
+
+/* Checks every supported tier on one shape; `raw` picks random codes. */
+static void check_shape(uint32_t type, struct shape s, bool raw)
+{
+    const struct cit_type_traits *tr = cit_type_traits(type);
+    const struct cit_type_traits *vt = cit_type_traits(tr->vec_dot_type);
+    uint64_t row_bytes = 0, act_row = 0;
+    assert_true(cit_type_row_size(type, s.n_in, &row_bytes));
+    assert_true(cit_type_row_size(tr->vec_dot_type, s.n_in, &act_row));
+
+    unsigned char *w = malloc(row_bytes * s.n_out);
+    float *x = malloc(s.n_in * s.n_tokens * sizeof(float));
+    float *tmp = malloc(s.n_in * sizeof(float));
+    unsigned char *ref_act = malloc(act_row * s.n_tokens);
+    size_t ldy = s.n_out + 3;
+    float *want = malloc(ldy * s.n_tokens * sizeof(float));
+    float *got = malloc(ldy * s.n_tokens * sizeof(float));
+    assert_non_null(w);
+    assert_non_null(x);
+    assert_non_null(tmp);
+    assert_non_null(ref_act);
+    assert_non_null(want);
+    assert_non_null(got);
+
+    for (size_t r = 0; r < s.n_out; r++) {
+        if (raw && tr->is_quantized) {
+            random_codes(type, w + r * row_bytes, s.n_in / tr->block_size);
+        } else {
+            float scale = (float)(0.01 + test_rng_unif());
+            for (size_t i = 0; i < s.n_in; i++)
+                tmp[i] = scale * test_rng_gauss();
+            tr->from_float(tmp, w + r * row_bytes, (int64_t)s.n_in);
+        }
+    }
+    random_activations(x, s.n_in, s.n_tokens);
+    for (size_t t = 0; t < s.n_tokens; t++)
+        vt->from_float(x + t * s.n_in, ref_act + t * act_row, (int64_t)s.n_in);
+    for (size_t t = 0; t < s.n_tokens; t++)
+        for (size_t r = 0; r < s.n_out; r++)
+            tr->vec_dot((int64_t)s.n_in, &want[t * ldy + r], w + r * row_bytes, ref_act + t * act_row);
+
+    for (int isa = 0; isa <= (int)cit_isa_detected(); isa++) {
+        const struct cit_kernel *k = cit_kernel_for_isa(type, (enum cit_isa)isa);
+        assert_non_null(k);
+        uint64_t bytes = 0, fewer = 0;
+        assert_true(k->act_bytes(s.n_in, s.n_tokens, &bytes));
+        assert_true(k->act_bytes(s.n_in, s.n_tokens - 1, &fewer));
+        assert_true(fewer <= bytes);
+        unsigned char *act = malloc(bytes ? bytes : 1);
+        assert_non_null(act);
+        /* Pack in pieces of one or two groups, as threads would. */
+        size_t g = k->pack_group;
+        assert_true(g > 0);
+        for (size_t t0 = 0, piece = 0; t0 < s.n_tokens; piece++) {
+            size_t t1 = t0 + g * (1 + piece % 2);
+            if (t1 > s.n_tokens)
+                t1 = s.n_tokens;
+            k->pack(x, s.n_in, s.n_tokens, t0, t1, act);
+            t0 = t1;
+        }
+        /* Rows in three uneven ranges. */
+        for (size_t i = 0; i < ldy * s.n_tokens; i++)
+            got[i] = -12345.0f;
+        size_t cut1 = s.n_out / 3, cut2 = s.n_out - s.n_out / 4;
+        size_t cuts[4] = {0, cut1, cut2, s.n_out};
+        for (int c = 0; c < 3; c++)
+            if (cuts[c] < cuts[c + 1])
+                k->gemm(w, row_bytes, s.n_in, cuts[c], cuts[c + 1], act, s.n_tokens, got, ldy);
+        for (size_t t = 0; t < s.n_tokens; t++) {
+            for (size_t r = 0; r < ldy; r++) {
+                float a = got[t * ldy + r];
+                float b = r < s.n_out ? want[t * ldy + r] : -12345.0f;
+                if (memcmp(&a, &b, sizeof a) != 0) {
+                    fail_msg("%s on %s: n_in %zu n_out %zu n_tokens %zu%s: y[token %zu][row %zu] = %.9g, reference "
+                             "%.9g",
+                             tr->name, cit_isa_name((enum cit_isa)isa), s.n_in, s.n_out, s.n_tokens,
+                             raw ? " (random codes)" : "", t, r, (double)a, (double)b);
+                }
+            }
+        }
+        free(act);
+    }
+    free(w);
+    free(x);
+    free(tmp);
+    free(ref_act);
+    free(want);
+    free(got);
+}
+
+static void test_every_kernel_matches_reference(void **state)
+{
+    (void)state;
+    static const size_t outs[] = {1, 3, 16, 17, 37};
+    static const size_t toks[] = {1, 2, 5, 16, 17, 40};
+    for (size_t ti = 0; ti < sizeof weight_types / sizeof weight_types[0]; ti++) {
+        uint32_t type = weight_types[ti];
+        const struct cit_type_traits *tr = cit_type_traits(type);
+        size_t bs = tr->block_size > 1 ? tr->block_size : 1;
+        const struct cit_type_traits *vt = cit_type_traits(tr->vec_dot_type);
+        if (vt->block_size > bs)
+            bs = vt->block_size;
+        size_t ins[5];
+        if (bs == 1) {
+            size_t v[5] = {1, 15, 33, 100, 257};
+            memcpy(ins, v, sizeof v);
+        } else if (bs == 32) {
+            size_t v[5] = {32, 64, 96, 160, 32 * 65};
+            memcpy(ins, v, sizeof v);
+        } else {
+            size_t v[5] = {256, 512, 768, 1280, 256 * 11};
+            memcpy(ins, v, sizeof v);
+        }
+        test_rng_seed(1234 + type);
+        for (size_t a = 0; a < 5; a++)
+            for (size_t b = 0; b < sizeof outs / sizeof outs[0]; b++)
+                for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
+                    /* Skip the largest combinations to keep the run short. */
+                    if (a == 4 && (outs[b] > 17 || toks[c] > 17))
+                        continue;
+                    struct shape s = {ins[a], outs[b], toks[c]};
+                    check_shape(type, s, false);
+                    if (tr->is_quantized)
+                        check_shape(type, s, true);
+                }
+    }
+}
+
+/* A batch big enough for tiled paths (several full tiles plus remainders). */
+static void test_large_batch_matches_reference(void **state)
+{
+    (void)state;
+    for (size_t ti = 0; ti < sizeof weight_types / sizeof weight_types[0]; ti++) {
+        uint32_t type = weight_types[ti];
+        size_t n_in = cit_type_traits(type)->block_size > 32 ? 512 : 96;
+        test_rng_seed(77 + type);
+        check_shape(type, (struct shape){n_in, 70, 131}, false);
+    }
+}
+
+static void test_dispatch(void **state)
+{
+    (void)state;
+    enum cit_isa d = cit_isa_detected();
+    assert_true(cit_isa_active() <= d);
+    for (int i = 0; i < CIT_ISA_COUNT; i++)
+        assert_string_not_equal(cit_isa_name((enum cit_isa)i), "?");
+    assert_string_equal(cit_isa_name(CIT_ISA_COUNT), "?");
+    assert_null(cit_kernel_for_isa(CIT_TYPE_Q8_K, CIT_ISA_SCALAR)); /* an activation format, not a weight */
+    assert_null(cit_kernel_for_isa(CIT_TYPE_Q4_1, d));               /* known but not computed */
+    assert_null(cit_kernel_for_isa(999, d));
+    assert_true(cit_cpu_physical_cores() >= 1);
+    fprintf(stderr, "kernels: detected %s, active %s, %u physical cores\n", cit_isa_name(d),
+            cit_isa_name(cit_isa_active()), cit_cpu_physical_cores());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_every_kernel_matches_reference),
+        cmocka_unit_test(test_large_batch_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
