@@ -22,7 +22,9 @@
 
 #include "base/err.h"
 
-#define SPIN_NS 100000ull
+#ifndef SPIN_NS
+#define SPIN_NS 30000ull
+#endif
 
 struct worker {
     struct cit_threadpool *pool;

@@ -448,7 +448,7 @@ static int f_replace(struct jcall *c, struct jv *out)
     struct jrt *rt = c->rt;
     if (!jslot_set(a[0]) || !jslot_set(a[1]))
         return jerr(rt, c->at, CIT_ERR_TYPE, "replace() needs the old and new strings");
-    int64_t count;
+    int64_t count = 0;
     if (to_int_arg(rt, c->at, "replace count", a[2], -1, &count))
         return -1;
     struct jv s, o, n;
@@ -659,7 +659,7 @@ static int f_indent(struct jcall *c, struct jv *out)
         pad = a[0].u.s->s;
         padn = a[0].u.s->len;
     } else {
-        int64_t w;
+        int64_t w = 0;
         if (to_int_arg(rt, c->at, "indent width", a[0], 4, &w))
             return -1;
         if (w < 0)
@@ -1125,7 +1125,7 @@ static int f_truncate(struct jcall *c, struct jv *out)
 {
     BIND("length", "killwords", "end", "leeway");
     struct jrt *rt = c->rt;
-    int64_t length, leeway;
+    int64_t length = 0, leeway = 0;
     if (to_int_arg(rt, c->at, "truncate length", a[0], 255, &length) ||
         to_int_arg(rt, c->at, "truncate leeway", a[3], 5, &leeway))
         return -1;
