@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool arg_int(const char *opt, const char *s, long long min, long long max, long long *out)
 {
@@ -63,5 +64,43 @@ const char *fmt_bytes(uint64_t n, char *buf, int buflen)
         snprintf(buf, (size_t)buflen, "%llu B", (unsigned long long)n);
     else
         snprintf(buf, (size_t)buflen, "%.2f %s", v, units[u]);
+    return buf;
+}
+
+char *cli_read_file(const char *cmd, const char *what, const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "citadel %s: cannot open %s %s: %s\n", cmd, what, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+        if (n == cap) {
+            char *nb = cap >= max ? NULL : realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                fprintf(stderr, "citadel %s: %s %s is larger than %zu MiB\n", cmd, what, path, max >> 20);
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf && ferror(f)) {
+        fprintf(stderr, "citadel %s: cannot read %s %s\n", cmd, what, path);
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    *len = n;
     return buf;
 }

@@ -4,6 +4,7 @@
 #define CITADEL_CLI_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 bool arg_int(const char *opt, const char *s, long long min, long long max, long long *out);
@@ -12,5 +13,10 @@ bool arg_float(const char *opt, const char *s, double min, double max, double *o
 
 /* Human-readable byte count ("1.5 MiB") into buf. */
 const char *fmt_bytes(uint64_t n, char *buf, int buflen);
+
+/* Reads a whole file (at most `max` bytes, NUL-terminated) into a malloc'd
+ * buffer; on failure prints "citadel CMD: cannot open WHAT PATH: reason"
+ * (or too large / unreadable) and returns NULL. */
+char *cli_read_file(const char *cmd, const char *what, const char *path, size_t max, size_t *len);
 
 #endif

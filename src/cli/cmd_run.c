@@ -130,37 +130,6 @@ static int parse(int argc, char **argv, struct run_opts *o)
     return 0;
 }
 
-static char *read_prompt_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n == cap) {
-            char *nb = cap > ((size_t)1 << 28) ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                fprintf(stderr, "citadel run: prompt file %s is larger than 256 MiB\n", path);
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 /* Renders [system?, user] through the model's chat template (parsed here,
  * so a broken template is reported before any generation) into a malloc'd
  * prompt that already holds the BOS text. */
@@ -252,7 +221,7 @@ int cmd_run(int argc, char **argv)
     double t_load = now_s() - t0;
 
     if (o.prompt_file) {
-        text = read_prompt_file(o.prompt_file, &text_len);
+        text = cli_read_file("run", "prompt file", o.prompt_file, ((size_t)1 << 28), &text_len);
         if (!text)
             goto out;
     }
