@@ -94,17 +94,35 @@ static void q6k_unpack(const struct cit_block_q6_k *b, int8_t q[CIT_QK_K])
 
 /* ---- sub-block fitting (quantizers) ---- */
 
+/* cit_nearest_int, inlined for the quantizers' inner loops: adding 1.5 * 2^23
+ * leaves the integer nearest to x (ties to even, as the FPU rounds) in the
+ * low mantissa bits whenever |x| < 2^22; anything else takes the general
+ * path. Results are identical to cit_nearest_int's. */
+static inline int round_q(float x)
+{
+    if (!(fabsf(x) < 4194304.0f))
+        return cit_nearest_int(x);
+    float v = x + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
 /* Least-squares affine fit x ~ s*L + b with b <= 0 (the format stores a
  * non-negative min m = -b). Returns the squared error. */
-static float affine_lsq(const float *x, const uint8_t *L, int n, float *s, float *b)
+static float affine_lsq(const float *x, const uint8_t *L, int n, float sx, float sxx, float *s, float *b)
 {
-    float sl = 0, sll = 0, sx = 0, sxl = 0;
+    /* sx = sum x and sxx = sum x^2 are the caller's (they do not depend on
+     * L); the code sums are exact in integers; four partial sums break the
+     * dependency chain of the one float sum that remains */
+    int isl = 0, isll = 0;
+    float p[4] = {0, 0, 0, 0};
     for (int i = 0; i < n; i++) {
-        sl += L[i];
-        sll += (float)L[i] * L[i];
-        sx += x[i];
-        sxl += x[i] * L[i];
+        isl += L[i];
+        isll += L[i] * L[i];
+        p[i & 3] += x[i] * (float)L[i];
     }
+    float sl = (float)isl, sll = (float)isll, sxl = (p[0] + p[1]) + (p[2] + p[3]);
     float det = n * sll - sl * sl;
     float ss = 0, bb = 0;
     if (det > 0) {
@@ -117,14 +135,13 @@ static float affine_lsq(const float *x, const uint8_t *L, int n, float *s, float
     }
     if (ss < 0)
         ss = 0;
-    float err = 0;
-    for (int i = 0; i < n; i++) {
-        float e = ss * L[i] + bb - x[i];
-        err += e * e;
-    }
     *s = ss;
     *b = bb;
-    return err;
+    /* sum (ss*L + bb - x)^2 from the sums (one pass over the data instead of
+     * two); double keeps the cancellation harmless */
+    double S = ss, B = bb;
+    double err = (double)sxx + S * S * sll + (double)n * B * B + 2 * S * B * sl - 2 * S * sxl - 2 * B * sx;
+    return (float)(err > 0 ? err : 0);
 }
 
 /* Codes for a given step s and offset b. */
@@ -132,7 +149,7 @@ static void affine_codes(const float *x, int n, int nmax, float s, float b, uint
 {
     float is = s > 0 ? 1.0f / s : 0;
     for (int i = 0; i < n; i++)
-        L[i] = (uint8_t)clampi(cit_nearest_int((x[i] - b) * is), 0, nmax);
+        L[i] = (uint8_t)clampi(round_q((x[i] - b) * is), 0, nmax);
 }
 
 /* Best (scale >= 0, min >= 0) for n values with codes 0..nmax, so that
@@ -149,13 +166,18 @@ static void fit_affine(const float *x, int n, int nmax, float *scale, float *min
         *min = lo < 0 ? -lo : 0;
         return;
     }
+    float sx = 0, sxx = 0;
+    for (int i = 0; i < n; i++) {
+        sx += x[i];
+        sxx += x[i] * x[i];
+    }
     uint8_t L[32];
     float best_err = INFINITY, best_s = (hi - lo) / nmax, best_b = lo;
     for (int k = -10; k <= 10; k++) {
         float step = (hi - lo) / (nmax + 0.1f * k);
         affine_codes(x, n, nmax, step, lo, L);
         float s, b;
-        float err = affine_lsq(x, L, n, &s, &b);
+        float err = affine_lsq(x, L, n, sx, sxx, &s, &b);
         if (err < best_err) {
             best_err = err;
             best_s = s;
@@ -165,7 +187,7 @@ static void fit_affine(const float *x, int n, int nmax, float *scale, float *min
     for (int it = 0; it < 4 && best_s > 0; it++) { /* re-round against the fit, refit */
         affine_codes(x, n, nmax, best_s, best_b, L);
         float s, b;
-        float err = affine_lsq(x, L, n, &s, &b);
+        float err = affine_lsq(x, L, n, sx, sxx, &s, &b);
         if (!(err < best_err))
             break;
         best_err = err;
@@ -196,7 +218,7 @@ static float fit_symmetric6(const float *x, int n)
             float is = target / vmax;
             float sxl = 0, sll = 0;
             for (int i = 0; i < n; i++) {
-                int l = clampi(cit_nearest_int(is * x[i]), -32, 31);
+                int l = clampi(round_q(is * x[i]), -32, 31);
                 sxl += x[i] * l;
                 sll += (float)(l * l);
             }
@@ -225,8 +247,8 @@ static void quantize_k_affine(const float *x, int nmax, uint16_t *d_out, uint16_
     float id = d > 0 ? 1 / d : 0, idmin = dmin > 0 ? 1 / dmin : 0;
     uint8_t sc[8], mq[8];
     for (int j = 0; j < 8; j++) {
-        sc[j] = (uint8_t)clampi(cit_nearest_int(s[j] * id), 0, 63);
-        mq[j] = (uint8_t)clampi(cit_nearest_int(m[j] * idmin), 0, 63);
+        sc[j] = (uint8_t)clampi(round_q(s[j] * id), 0, 63);
+        mq[j] = (uint8_t)clampi(round_q(m[j] * idmin), 0, 63);
     }
     k_pack_scale_min(sc, mq, scales);
     *d_out = cit_fp32_to_fp16(d);
@@ -235,7 +257,7 @@ static void quantize_k_affine(const float *x, int nmax, uint16_t *d_out, uint16_
     for (int j = 0; j < 8; j++) {
         float step = dd * sc[j], off = dm * mq[j];
         for (int l = 0; l < 32; l++) {
-            int v = step > 0 ? cit_nearest_int((x[32 * j + l] + off) / step) : 0;
+            int v = step > 0 ? round_q((x[32 * j + l] + off) / step) : 0;
             L[32 * j + l] = (uint8_t)clampi(v, 0, nmax);
         }
     }
@@ -409,12 +431,12 @@ void cit_ref_q6_k_from_float(const float *src, void *dst, int64_t n)
         float is = amax > 0 ? -128.0f / smax : 0;
         b.d = cit_fp32_to_fp16(is != 0 ? 1 / is : smax / -128.0f); /* the latter for smax inf */
         for (int j = 0; j < 16; j++)
-            b.scales[j] = (int8_t)clampi(cit_nearest_int(is * s[j]), -128, 127);
+            b.scales[j] = (int8_t)clampi(round_q(is * s[j]), -128, 127);
         float d = cit_fp16_to_fp32(b.d);
         uint8_t L[CIT_QK_K];
         for (int e = 0; e < CIT_QK_K; e++) {
             float step = d * b.scales[e / 16];
-            int v = step != 0 ? cit_nearest_int(x[e] / step) : 0;
+            int v = step != 0 ? round_q(x[e] / step) : 0;
             L[e] = (uint8_t)(clampi(v, -32, 31) + 32);
         }
         for (int h = 0; h < 2; h++) {

@@ -1,0 +1,407 @@
+/* x86_q_impl.h: the AVX-512 Q4_0 / Q8_0 kernels, included by avx512_q.c
+ * (XQ_VNNI 0: the u8 x s8 dot is vpmaddubsw + vpmaddwd) and
+ * avx512vnni_q.c (XQ_VNNI 1: vpdpbusd). Activation formats: x86_q_common.h.
+ *
+ * Both paths keep the reference's float sequence per (row, token): the
+ * exact int32 of each block, then sum += (float)sumi * (d_w * d_a), blocks
+ * in order, in one SIMD lane.
+ *
+ * decode (n_tokens < XQ_SMALL), lanes = 16 weight rows: per row and chunk
+ * of 4 blocks, one vector of int32 partials (128-bit lane j = block j);
+ * 16 such vectors are transposed-and-summed into 4 vectors, one per block,
+ * lanes = rows, and the float work is then done for 16 rows at once.
+ * The 4 half scales of a row's chunk come out of the same two loads as its
+ * codes (one word permute), and 16 rows' scales are transposed with two
+ * more. Weight bytes are the unsigned operand: Q4_0 nibbles as they are (then
+ * sumi = dot - 8 * sum(codes)); Q8_0 with VNNI: code + 128 (then
+ * - 128 * sum(codes)); Q8_0 without: |w| against sign(w) * code.
+ * Several tokens go in passes of up to XQ_DEC_T over each 16-row block,
+ * so its weights come from memory once and from cache after.
+ *
+ * tiled (n_tokens >= XQ_SMALL), lanes = 16 tokens: XQ_R weight rows are
+ * unpacked (a chunk of blocks at a time) to signed codes in a small
+ * scratch with -128 * (block sum) as the starting integer; then per 4-byte
+ * weight group one broadcast against the 16-token vector of activation
+ * codes + 128. Without VNNI, Q8_0 uses int16 codes (word form) and
+ * vpmaddwd, since (code + 128) * w would saturate vpmaddubsw. */
+#ifndef CITADEL_KERNELS_X86_Q_IMPL_H
+#define CITADEL_KERNELS_X86_Q_IMPL_H
+
+#include "kernels/x86_q_common.h"
+
+#ifndef XQ_VNNI
+#error "define XQ_VNNI to 0 or 1 before including x86_q_impl.h"
+#endif
+
+#define XQ_INLINE static inline __attribute__((always_inline))
+#ifndef XQ_R
+#define XQ_R 6      /* weight rows per tile of the tiled path */
+#endif
+#ifndef XQ_TMAX
+#define XQ_TMAX 2   /* token groups of 16 per tile */
+#endif
+#define XQ_KCH 64   /* blocks unpacked at a time (scratch size) */
+#define XQ_Q8_ESZ (XQ_VNNI ? 1 : 2)
+/* Float multiply and add as separate, explicitly rounded operations: the
+ * reference's sequence; the rounding forms are never fused into an FMA,
+ * whatever -ffp-contract says. */
+#define XQ_RN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define XQ_MUL(a, b) _mm512_mul_round_ps(a, b, XQ_RN)
+#define XQ_ADD(a, b) _mm512_add_round_ps(a, b, XQ_RN)
+#ifndef XQ_PF_DIST
+#define XQ_PF_DIST 512 /* bytes ahead in each weight row that the decode path prefetches */
+#endif
+
+/* acc + sum over each 4-byte group of u8 * s8 (no int16 saturation for
+ * the operands used here). */
+XQ_INLINE __m512i xq_dot(__m512i acc, __m512i u, __m512i s)
+{
+#if XQ_VNNI
+    return _mm512_dpbusd_epi32(acc, u, s);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+#endif
+}
+
+/* ---- decode path ---- */
+
+/* qs of Q8_0 blocks b0, b0 + 1 (n = 1 or 2) of a row. */
+XQ_INLINE __m512i xq_load_q8(const unsigned char *wr, size_t b0, int n)
+{
+    const unsigned char *p = wr + b0 * 34 + 2;
+    __m512i v = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)p));
+    if (n > 1)
+        v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(const void *)(p + 34)), 1);
+    return v;
+}
+
+/* Q4_0 blocks b0 .. b0 + n - 1 (n <= 4) of a row from two loads: the qs
+ * (block j in 128-bit lane j) and, in the low 64 bits of *d, the 4 half
+ * scales (zero past n). Masked loads never touch bytes past the blocks. */
+XQ_INLINE __m512i xq_load_q4_d(const unsigned char *wr, size_t b0, int n, __m128i *d)
+{
+    const unsigned char *p = wr + b0 * 18;
+    __m512i a, b;
+    if (n == 4) {
+        a = _mm512_loadu_si512(p);
+        b = _mm512_loadu_si512(p + 8);
+    } else {
+        unsigned len = 18u * (unsigned)n; /* < 64 */
+        a = _mm512_maskz_loadu_epi8((__mmask64)((1ull << len) - 1), p);
+        b = _mm512_maskz_loadu_epi8((__mmask64)((1ull << (len - 8)) - 1), p + 8);
+    }
+    /* word 9j + 1 + w of the 4 blocks (w < 8): from a below word 32, else word - 4 of b */
+    const __m512i qidx = _mm512_set_epi16(32 + 31, 32 + 30, 32 + 29, 32 + 28, 31, 30, 29, 28, 26, 25, 24, 23,
+                                          22, 21, 20, 19, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
+    const __m512i didx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 27, 18, 9, 0);
+    *d = _mm512_castsi512_si128(_mm512_permutexvar_epi16(didx, a));
+    return _mm512_permutex2var_epi16(a, qidx, b);
+}
+
+/* The 4 half scales of Q8_0 blocks b0 .. b0 + n - 1 in the low 64 bits. */
+XQ_INLINE __m128i xq_load_q8_d(const unsigned char *wr, size_t b0, int n)
+{
+    const unsigned char *p = wr + b0 * 34;
+    __m512i a, b;
+    if (n == 4) {
+        a = _mm512_loadu_si512(p);
+        b = _mm512_loadu_si512(p + 64);
+    } else {
+        unsigned len = 34u * (unsigned)n;
+        a = _mm512_maskz_loadu_epi8(len >= 64 ? ~(__mmask64)0 : (__mmask64)((1ull << len) - 1), p);
+        b = len > 64 ? _mm512_maskz_loadu_epi8((__mmask64)((1ull << (len - 64)) - 1), p + 64)
+                     : _mm512_setzero_si512();
+    }
+    const __m512i didx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 51, 34, 17, 0);
+    return _mm512_castsi512_si128(_mm512_permutex2var_epi16(a, didx, b));
+}
+
+/* 16 rows x 4 half scales (row-major, 64-bit per row) -> dw[j] = 16 rows' block j, widened. */
+XQ_INLINE void xq_scales16(const uint64_t hrow[16], __m512 dw[4])
+{
+    __m512i lo = _mm512_loadu_si512(hrow), hi = _mm512_loadu_si512(hrow + 8);
+    /* output word m: block j = m / 16 (+ 2 for the second), row i = m % 16: source word 4i + j */
+    const __m512i i01 = _mm512_set_epi16(61, 57, 53, 49, 45, 41, 37, 33, 29, 25, 21, 17, 13, 9, 5, 1, 60, 56, 52, 48,
+                                         44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
+    const __m512i i23 = _mm512_set_epi16(63, 59, 55, 51, 47, 43, 39, 35, 31, 27, 23, 19, 15, 11, 7, 3, 62, 58, 54, 50,
+                                         46, 42, 38, 34, 30, 26, 22, 18, 14, 10, 6, 2);
+    __m512i d01 = _mm512_permutex2var_epi16(lo, i01, hi), d23 = _mm512_permutex2var_epi16(lo, i23, hi);
+    dw[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(d01));
+    dw[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(d01, 1));
+    dw[2] = _mm512_cvtph_ps(_mm512_castsi512_si256(d23));
+    dw[3] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(d23, 1));
+}
+
+/* Four rows' partial vectors -> per 128-bit lane j: the 4 rows' sums of lane j. */
+XQ_INLINE __m512i xq_reduce4(__m512i p0, __m512i p1, __m512i p2, __m512i p3)
+{
+    __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));
+    __m512i b = _mm512_add_epi32(_mm512_unpacklo_epi32(p2, p3), _mm512_unpackhi_epi32(p2, p3));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+
+/* 4x4 transpose of 128-bit lanes: t[j] lane g = v[g] lane j. */
+XQ_INLINE void xq_transpose4(const __m512i v[4], __m512i t[4])
+{
+    __m512i a = _mm512_shuffle_i32x4(v[0], v[1], 0x44), b = _mm512_shuffle_i32x4(v[0], v[1], 0xee);
+    __m512i c = _mm512_shuffle_i32x4(v[2], v[3], 0x44), d = _mm512_shuffle_i32x4(v[2], v[3], 0xee);
+    t[0] = _mm512_shuffle_i32x4(a, c, 0x88);
+    t[1] = _mm512_shuffle_i32x4(a, c, 0xdd);
+    t[2] = _mm512_shuffle_i32x4(b, d, 0x88);
+    t[3] = _mm512_shuffle_i32x4(b, d, 0xdd);
+}
+
+/* Rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 + NT - 1. */
+XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                         size_t tok0, float *y, size_t ldy, const int NT, const int q4)
+{
+    const size_t nb = n_in / CIT_QK, bsz = q4 ? 18 : 34;
+    const int K = q4 ? 8 : (XQ_VNNI ? 128 : 0);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const int8_t *codes[XQ_DEC_T];
+    const float *da[XQ_DEC_T];
+    const int32_t *asum[XQ_DEC_T];
+    for (int t = 0; t < NT; t++) {
+        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
+        da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
+        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
+    }
+    {
+        const size_t rb = r0;
+        size_t nr = r1 - rb < 16 ? r1 - rb : 16;
+        const unsigned char *rows[16];
+        for (size_t i = 0; i < 16; i++)
+            rows[i] = (const unsigned char *)w + (rb + (i < nr ? i : nr - 1)) * row_bytes;
+        __m512 facc[XQ_DEC_T];
+        for (int t = 0; t < NT; t++)
+            facc[t] = _mm512_setzero_ps();
+        for (size_t b0 = 0; b0 < nb; b0 += 4) {
+            const int nblk = nb - b0 < 4 ? (int)(nb - b0) : 4;
+            uint64_t hrow[16];
+            __m512i vsum[XQ_DEC_T][4];
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m512i part[XQ_DEC_T][4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const unsigned char *wr = rows[4 * g + k];
+                    for (size_t off = 0; XQ_PF_DIST && off < 4 * bsz; off += 64)
+                        _mm_prefetch((const char *)wr + b0 * bsz + XQ_PF_DIST + off, _MM_HINT_T0);
+                    if (q4) {
+                        __m128i dv;
+                        __m512i v = xq_load_q4_d(wr, b0, nblk, &dv);
+                        _mm_storel_epi64((__m128i *)(void *)&hrow[4 * g + k], dv);
+                        __m512i lo = _mm512_and_si512(v, m4);
+                        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+#pragma GCC unroll 4
+                        for (int t = 0; t < NT; t++) {
+                            const int8_t *a = codes[t] + b0 / 4 * 128;
+                            __m512i alo = _mm512_loadu_si512(a), ahi = _mm512_loadu_si512(a + 64);
+#if XQ_VNNI
+                            part[t][k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo),
+                                                             hi, ahi);
+#else
+                            __m512i s16 = _mm512_add_epi16(_mm512_maddubs_epi16(lo, alo),
+                                                           _mm512_maddubs_epi16(hi, ahi));
+                            part[t][k] = _mm512_madd_epi16(s16, _mm512_set1_epi16(1));
+#endif
+                        }
+                    } else {
+                        __m512i v0 = xq_load_q8(wr, b0, nblk < 2 ? nblk : 2);
+                        __m512i v1 = nblk > 2 ? xq_load_q8(wr, b0 + 2, nblk - 2) : _mm512_setzero_si512();
+                        _mm_storel_epi64((__m128i *)(void *)&hrow[4 * g + k], xq_load_q8_d(wr, b0, nblk));
+#if XQ_VNNI
+                        __m512i u0 = _mm512_xor_si512(v0, _mm512_set1_epi8((char)0x80));
+                        __m512i u1 = _mm512_xor_si512(v1, _mm512_set1_epi8((char)0x80));
+#else
+                        __m512i u0 = _mm512_abs_epi8(v0), u1 = _mm512_abs_epi8(v1);
+                        __mmask64 n0 = _mm512_movepi8_mask(v0), n1 = _mm512_movepi8_mask(v1);
+#endif
+#pragma GCC unroll 4
+                        for (int t = 0; t < NT; t++) {
+                            const int8_t *a = codes[t] + b0 / 4 * 128;
+                            __m512i a0 = _mm512_loadu_si512(a), a1 = _mm512_loadu_si512(a + 64);
+#if !XQ_VNNI
+                            a0 = _mm512_mask_sub_epi8(a0, n0, _mm512_setzero_si512(), a0);
+                            a1 = _mm512_mask_sub_epi8(a1, n1, _mm512_setzero_si512(), a1);
+#endif
+                            __m512i p0 = xq_dot(_mm512_setzero_si512(), u0, a0);
+                            __m512i p1 = xq_dot(_mm512_setzero_si512(), u1, a1);
+                            part[t][k] = _mm512_add_epi32(_mm512_shuffle_i32x4(p0, p1, 0x88),
+                                                          _mm512_shuffle_i32x4(p0, p1, 0xdd));
+                        }
+                    }
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++)
+                    vsum[t][g] = xq_reduce4(part[t][0], part[t][1], part[t][2], part[t][3]);
+            }
+            __m512 dw[4];
+            xq_scales16(hrow, dw);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                __m512i s[4];
+                xq_transpose4(vsum[t], s);
+                for (int j = 0; j < nblk; j++) {
+                    __m512i si = s[j];
+                    if (K)
+                        si = _mm512_sub_epi32(si, _mm512_set1_epi32(K * asum[t][b0 + (size_t)j]));
+                    __m512 sc = XQ_MUL(dw[j], _mm512_set1_ps(da[t][b0 + (size_t)j]));
+                    facc[t] = XQ_ADD(facc[t], XQ_MUL(_mm512_cvtepi32_ps(si), sc));
+                }
+            }
+        }
+        __mmask16 mask = (__mmask16)((1u << nr) - 1);
+        for (int t = 0; t < NT; t++)
+            _mm512_mask_storeu_ps(y + (tok0 + (size_t)t) * ldy + rb, mask, facc[t]);
+    }
+}
+
+/* ---- tiled path ---- */
+
+/* XQ_R rows x T groups of 16 tokens over kn blocks; facc carries the sums. */
+XQ_INLINE void xq_tile(const unsigned char *ws, const int32_t *corr, const float *wd, size_t kn,
+                       const unsigned char *a0, size_t gbytes, const int T, const int esz, __m512 facc[XQ_R][2])
+{
+    const size_t bs = xq_blk_stride(esz), wstride = (size_t)XQ_KCH * 32 * (size_t)esz;
+    for (size_t b = 0; b < kn; b++) {
+        const unsigned char *ab = a0 + b * bs;
+        const unsigned char *wb = ws + b * 32 * (size_t)esz;
+        __m512i acc[XQ_R][2];
+#pragma GCC unroll 8
+        for (int r = 0; r < XQ_R; r++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm512_set1_epi32(corr[(size_t)r * XQ_KCH + b]);
+#pragma GCC unroll 16
+        for (int k = 0; k < 8 * esz; k++) {
+            __m512i a[2];
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++)
+                a[t] = _mm512_loadu_si512(ab + (size_t)t * gbytes + (size_t)k * 64);
+#pragma GCC unroll 8
+            for (int r = 0; r < XQ_R; r++) {
+                int32_t wv;
+                memcpy(&wv, wb + (size_t)r * wstride + (size_t)k * 4, 4);
+                __m512i wbc = _mm512_set1_epi32(wv);
+#pragma GCC unroll 2
+                for (int t = 0; t < T; t++)
+                    acc[r][t] = esz == 1 ? xq_dot(acc[r][t], a[t], wbc)
+                                         : _mm512_add_epi32(acc[r][t], _mm512_madd_epi16(a[t], wbc));
+            }
+        }
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) {
+            __m512 dat = _mm512_loadu_ps(ab + (size_t)t * gbytes + 512 * (size_t)esz);
+#pragma GCC unroll 8
+            for (int r = 0; r < XQ_R; r++) {
+                __m512 sc = XQ_MUL(_mm512_set1_ps(wd[(size_t)r * XQ_KCH + b]), dat);
+                facc[r][t] = XQ_ADD(facc[r][t], XQ_MUL(_mm512_cvtepi32_ps(acc[r][t]), sc));
+            }
+        }
+    }
+}
+
+XQ_INLINE void xq_tiled(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                        size_t n_tokens, float *y, size_t ldy, const int q4, const int esz)
+{
+    const size_t nb = n_in / CIT_QK, gbytes = xq_group_bytes(n_in, esz), bs = xq_blk_stride(esz);
+    const size_t ngroups = (n_tokens + XQ_GROUP - 1) / XQ_GROUP;
+    _Alignas(64) unsigned char ws[XQ_R * XQ_KCH * 32 * 2];
+    int32_t corr[XQ_R * XQ_KCH];
+    float wd[XQ_R * XQ_KCH];
+    for (size_t rg = r0; rg < r1; rg += XQ_R) {
+        size_t nr = r1 - rg < XQ_R ? r1 - rg : XQ_R;
+        for (size_t b0 = 0; b0 < nb; b0 += XQ_KCH) {
+            size_t kn = nb - b0 < XQ_KCH ? nb - b0 : XQ_KCH;
+            for (size_t r = 0; r < XQ_R; r++) {
+                const unsigned char *wr = (const unsigned char *)w + (rg + (r < nr ? r : nr - 1)) * row_bytes;
+                xq_unpack(wr, b0, kn, q4, esz, ws + r * XQ_KCH * 32 * (size_t)esz, corr + r * XQ_KCH,
+                          wd + r * XQ_KCH);
+            }
+            for (size_t g = 0; g < ngroups; g += XQ_TMAX) {
+                const int T = ngroups - g >= XQ_TMAX ? XQ_TMAX : 1;
+                __m512 facc[XQ_R][2];
+                float buf[XQ_GROUP];
+                for (size_t r = 0; r < XQ_R; r++)
+                    for (int t = 0; t < T; t++) {
+                        size_t tok0 = (g + (size_t)t) * XQ_GROUP;
+                        size_t nv = n_tokens - tok0 < XQ_GROUP ? n_tokens - tok0 : XQ_GROUP;
+                        for (size_t l = 0; l < XQ_GROUP; l++)
+                            buf[l] = b0 > 0 && r < nr && l < nv ? y[(tok0 + l) * ldy + rg + r] : 0.0f;
+                        facc[r][t] = _mm512_loadu_ps(buf);
+                    }
+                const unsigned char *a0 = (const unsigned char *)act + g * gbytes + b0 * bs;
+                if (T == 2 && XQ_TMAX == 2)
+                    xq_tile(ws, corr, wd, kn, a0, gbytes, 2, esz, facc);
+                else
+                    xq_tile(ws, corr, wd, kn, a0, gbytes, 1, esz, facc);
+                for (size_t r = 0; r < nr; r++)
+                    for (int t = 0; t < T; t++) {
+                        size_t tok0 = (g + (size_t)t) * XQ_GROUP;
+                        size_t nv = n_tokens - tok0 < XQ_GROUP ? n_tokens - tok0 : XQ_GROUP;
+                        _mm512_storeu_ps(buf, facc[r][t]);
+                        for (size_t l = 0; l < nv; l++)
+                            y[(tok0 + l) * ldy + rg + r] = buf[l];
+                    }
+            }
+        }
+    }
+}
+
+/* ---- the kernels ---- */
+
+XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       size_t n_tokens, float *y, size_t ldy, const int q4)
+{
+    if (n_tokens >= XQ_SMALL) {
+        xq_tiled(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4, q4 ? 1 : XQ_Q8_ESZ);
+        return;
+    }
+    /* decode: each 16-row block once from memory, for up to XQ_DEC_T tokens at a time */
+    for (size_t rb = r0; rb < r1; rb += 16)
+        for (size_t t0 = 0, n; t0 < n_tokens; t0 += n) {
+            n = n_tokens - t0 == 4 ? 2 : (n_tokens - t0 < 3 ? n_tokens - t0 : 3); /* 4 = 2 + 2, not 3 + 1 */
+            if (n == 3)
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 3, q4);
+            else if (n == 2)
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 2, q4);
+            else
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1, q4);
+        }
+}
+static_assert(XQ_DEC_T == 3, "the decode dispatch above instantiates 1 to 3 tokens");
+
+static bool xq_q4_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
+{
+    return xq_act_bytes(n_in, n_tokens, 1, bytes);
+}
+static void xq_q4_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
+{
+    xq_pack(x, n_in, n_tokens, t0, t1, act, true, 1);
+}
+static void xq_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       size_t n_tokens, float *y, size_t ldy)
+{
+    xq_gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 1);
+}
+static bool xq_q8_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
+{
+    return xq_act_bytes(n_in, n_tokens, XQ_Q8_ESZ, bytes);
+}
+static void xq_q8_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
+{
+    xq_pack(x, n_in, n_tokens, t0, t1, act, false, XQ_Q8_ESZ);
+}
+static void xq_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       size_t n_tokens, float *y, size_t ldy)
+{
+    xq_gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 0);
+}
+
+static const struct cit_kernel xq_k_q4_0 = {xq_q4_act_bytes, XQ_GROUP, xq_q4_pack, xq_q4_gemm};
+static const struct cit_kernel xq_k_q8_0 = {xq_q8_act_bytes, XQ_GROUP, xq_q8_pack, xq_q8_gemm};
+
+#endif
