@@ -34,7 +34,9 @@ struct attn_job {
 };
 
 /* One (item, head) pair per index: softmax(q . K^T * scale) . V over the
- * item's sequence, positions 0..pos. */
+ * item's sequence, positions 0..pos. Consecutive heads of the range that
+ * share a KV head go to the op together (each head's result is the same
+ * either way), so their keys and values are read once. */
 static void attn_heads(void *arg, size_t begin, size_t end, unsigned tid)
 {
     const struct attn_job *j = arg;
@@ -43,25 +45,20 @@ static void attn_heads(void *arg, size_t begin, size_t end, unsigned tid)
     size_t n_head = m->info.n_head, hd = m->info.head_dim, kv_dim = m->kv_dim;
     size_t group = n_head / m->info.n_head_kv;
     float *scores = c->scores + (size_t)tid * c->p.n_ctx; /* (n_ctx) */
-    for (size_t idx = begin; idx < end; idx++) {
+    for (size_t idx = begin; idx < end;) {
         size_t i = idx / n_head, h = idx % n_head;
         const struct cit_batch_item *it = &j->items[i];
         size_t n_keys = (size_t)it->pos + 1;
         size_t kvh = h / group;
-        const float *qh = c->q + i * m->q_dim + h * hd;                            /* (head_dim) */
+        size_t n_q = (kvh + 1) * group - h; /* heads h.. of this KV head */
+        if (n_q > end - idx)
+            n_q = end - idx;
+        const float *qh = c->q + i * m->q_dim + h * hd;                               /* (n_q, head_dim) */
         const float *kb = c->k_cache + kv_offset(c, j->layer, it->seq, 0) + kvh * hd; /* (n_keys, kv_dim) view */
         const float *vb = c->v_cache + kv_offset(c, j->layer, it->seq, 0) + kvh * hd; /* (n_keys, kv_dim) view */
-        for (size_t p = 0; p < n_keys; p++)
-            scores[p] = cit_dot_f32(qh, kb + p * kv_dim, hd);
-        cit_softmax(scores, n_keys, j->scale);
-        float *out = c->att + i * m->q_dim + h * hd; /* (head_dim) */
-        memset(out, 0, hd * sizeof *out);
-        for (size_t p = 0; p < n_keys; p++) {
-            const float *vr = vb + p * kv_dim;
-            float w = scores[p];
-            for (size_t d = 0; d < hd; d++)
-                out[d] += w * vr[d];
-        }
+        float *out = c->att + i * m->q_dim + h * hd;                                  /* (n_q, head_dim) */
+        cit_attn_heads(out, qh, n_q, kb, vb, n_keys, kv_dim, hd, j->scale, scores);
+        idx += n_q;
     }
 }
 

@@ -1,0 +1,773 @@
+/* x86_k_impl.h: the K-quant (Q4_K, Q5_K, Q6_K) matmul kernels of the x86
+ * tiers, written once and included by avx2_k.c, avx512_k.c and
+ * avx512vnni_k.c, which set
+ *   KX_BITS    256 or 512: vector width (512 also widens the decode dots);
+ *   KX_VNNI    1 to use vpdpbusd / vpdpwssd, 0 for the vpmaddubsw + vpmaddwd
+ *              form (identical integers: the weight codes are unsigned 4/5/6-bit,
+ *              so vpmaddubsw of codes and int8 activations never saturates);
+ *   KX_NAME    the registration function's name;
+ *   KX_TARGET  the tier's instruction sets, for the target pragma.
+ *
+ * Exactness (kernels/kernels.h): per (row, token, super-block) the integer
+ * sums of the reference (sumi and summ, exact in any order) are formed with
+ * SIMD, then the reference's float operations of that super-block run in its
+ * order, super-blocks in order:
+ *   Q4_K/Q5_K: sum += ((d*yd)*(float)sumi) - ((dmin*yd)*(float)summ)
+ *   Q6_K:      sum += (d*yd)*(float)sumi
+ * (no contraction: the library builds with -std=c17, i.e. -ffp-contract=off
+ * under GCC; scalar tails are split into single-operation statements and
+ * the vector forms use separate mul/sub/add intrinsics). Activations are
+ * quantized by quant_sb, which reproduces cit_ref_q8_k_from_float exactly
+ * (and calls it for the blocks it does not cover).
+ *
+ * Two paths, chosen by n_tokens (GEMM_MIN), each with its own activation
+ * layout (act_bytes is non-decreasing across the switch):
+ *   - few tokens (decode): activations are the reference Q8_K rows; each
+ *     (row, token) super-block dot is vectorised over its 256 elements and
+ *     reduced to sumi / summ, then the float tail is scalar. Memory bound:
+ *     the point is to keep up with the weight stream.
+ *   - many tokens: activations are packed token-interleaved in groups of
+ *     KX_W tokens (one vector of 32-bit lanes), per super-block
+ *       qs    [64 quads][KX_W tokens][4]  int8  (one vector = 4 codes of all tokens)
+ *       bsums [8 pairs][KX_W tokens][2]   int16 (bsums 2i, 2i+1 of a token)
+ *       d     [KX_W tokens]               float
+ *     For each chunk of KC super-blocks (the chunk's activations of all
+ *     tokens stay in L2), each block of KX_R weight rows is unpacked into an
+ *     L1 scratch (u8 codes; Q6_K codes biased to 0..63, the bias removed
+ *     with the bsums; scales as int32 and int16 pairs), then per 4-code quad
+ *     the rows' codes are broadcast against the token vector, KX_R rows x
+ *     KX_W tokens held in registers. The per-sub-block scale multiplies the
+ *     int32 dot (VNNI: vpmulld per sub-block) or the int16 pair sums
+ *     (vpmaddwd); the min / bias term is a vpdpwssd of scale pairs against
+ *     bsums pairs. Partial row sums go through y between chunks, which is
+ *     the same float sequence as keeping them in a register. */
+#ifndef CITADEL_KERNELS_X86_K_IMPL_H
+#define CITADEL_KERNELS_X86_K_IMPL_H
+
+#include <string.h>
+
+#include "base/checked.h"
+#include "kernels/kernels.h"
+#include "tensor/quants.h"
+
+#if !defined(KX_BITS) || !defined(KX_VNNI) || !defined(KX_NAME) || !defined(KX_TARGET)
+#error "define KX_BITS, KX_VNNI, KX_NAME and KX_TARGET before including x86_k_impl.h"
+#endif
+
+/* The build gives this file its -m flags; the target pragma states them
+ * again so the code still compiles for its tier if a build forgets them
+ * (it is only ever called after run-time detection). */
+#define KX_DO_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define KX_PUSH_TARGET(t) KX_DO_PRAGMA(clang attribute push(__attribute__((target(t))), apply_to = function))
+KX_PUSH_TARGET(KX_TARGET)
+#elif defined(__GNUC__)
+#define KX_PUSH_TARGET(t) KX_DO_PRAGMA(GCC target(t))
+#pragma GCC push_options
+KX_PUSH_TARGET(KX_TARGET)
+#endif
+#include <immintrin.h>
+
+/* ---- the many-token tile's vector vocabulary ---- */
+#if KX_BITS == 512
+#define KX_W 16
+#ifndef KX_R
+#define KX_R 8
+#endif
+typedef __m512i kvi;
+typedef __m512 kvf;
+#define vi_zero() _mm512_setzero_si512()
+#define vi_load(p) _mm512_loadu_si512((const void *)(p))
+#define vi_set1(x) _mm512_set1_epi32(x)
+#define vi_add(a, b) _mm512_add_epi32(a, b)
+#define vi_sub(a, b) _mm512_sub_epi32(a, b)
+#define vi_mullo(a, b) _mm512_mullo_epi32(a, b)
+#define vi_slli(a, n) _mm512_slli_epi32(a, n)
+#define vi_maddubs(a, b) _mm512_maddubs_epi16(a, b)
+#define vi_madd(a, b) _mm512_madd_epi16(a, b)
+#define vf_load(p) _mm512_loadu_ps(p)
+#define vf_store(p, v) _mm512_storeu_ps(p, v)
+#define vf_set1(x) _mm512_set1_ps(x)
+#define vf_zero() _mm512_setzero_ps()
+#define vf_mul(a, b) _mm512_mul_ps(a, b)
+#define vf_sub(a, b) _mm512_sub_ps(a, b)
+#define vf_add(a, b) _mm512_add_ps(a, b)
+#define vf_cvt(a) _mm512_cvtepi32_ps(a)
+#if KX_VNNI
+#define vi_dpbusd(acc, u, s) _mm512_dpbusd_epi32(acc, u, s)
+#define vi_dpwssd(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
+#endif
+#elif KX_BITS == 256
+#define KX_W 8
+#define KX_R 4
+typedef __m256i kvi;
+typedef __m256 kvf;
+#define vi_zero() _mm256_setzero_si256()
+#define vi_load(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define vi_set1(x) _mm256_set1_epi32(x)
+#define vi_add(a, b) _mm256_add_epi32(a, b)
+#define vi_sub(a, b) _mm256_sub_epi32(a, b)
+#define vi_mullo(a, b) _mm256_mullo_epi32(a, b)
+#define vi_slli(a, n) _mm256_slli_epi32(a, n)
+#define vi_maddubs(a, b) _mm256_maddubs_epi16(a, b)
+#define vi_madd(a, b) _mm256_madd_epi16(a, b)
+#define vf_load(p) _mm256_loadu_ps(p)
+#define vf_store(p, v) _mm256_storeu_ps(p, v)
+#define vf_set1(x) _mm256_set1_ps(x)
+#define vf_zero() _mm256_setzero_ps()
+#define vf_mul(a, b) _mm256_mul_ps(a, b)
+#define vf_sub(a, b) _mm256_sub_ps(a, b)
+#define vf_add(a, b) _mm256_add_ps(a, b)
+#define vf_cvt(a) _mm256_cvtepi32_ps(a)
+#if KX_VNNI
+#define vi_dpbusd(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#define vi_dpwssd(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
+#endif
+#else
+#error "KX_BITS must be 256 or 512"
+#endif
+#if !KX_VNNI
+#define vi_dpwssd(acc, a, b) vi_add(acc, vi_madd(a, b))
+#endif
+
+#define KX_ALWAYS_INLINE inline __attribute__((always_inline))
+
+#ifndef KX_KC /* overridable to test the chunked paths */
+#define KX_KC 32
+#endif
+#ifndef KX_ACT_BAND
+#define KX_ACT_BAND (1280 * 1024)
+#endif
+enum {
+    SB_ACT = (int)sizeof(struct cit_block_q8_k), /* 292: reference row bytes per super-block */
+    TILE_SB = 292 * KX_W,                        /* bytes per (token group, super-block) */
+    TILE_BS = 256 * KX_W,                        /* offset of the bsums pairs in it */
+    TILE_D = 288 * KX_W,                         /* offset of the d vector in it */
+    KC = KX_KC,                                  /* super-blocks per unpacked chunk */
+    ACT_BAND = KX_ACT_BAND,                      /* activation bytes of a band of token groups */
+    GEMM_MIN = 4,                                /* tokens from which the tile path runs */
+};
+
+enum kx_kind { KX_Q4K, KX_Q5K, KX_Q6K };
+
+/* ---- shared scalar helpers ---- */
+
+static KX_ALWAYS_INLINE uint32_t ld32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* F16C conversion: equal to cit_fp16_to_fp32 except that a signalling NaN
+ * comes out quiet, which the first float operation on it does anyway, so
+ * every result is the same. */
+static KX_ALWAYS_INLINE float half_at(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* The 6-bit scales and mins of a Q4_K / Q5_K super-block (layout in
+ * quants_k.c): byte j of *sc / *m is sc[j] / m[j]. Kept in registers (a
+ * store of halves reloaded whole would stall store forwarding). */
+static KX_ALWAYS_INLINE void k_scales(const uint8_t *s12, uint64_t *sc, uint64_t *m)
+{
+    uint32_t a = ld32(s12), b = ld32(s12 + 4), c = ld32(s12 + 8);
+    uint32_t s_lo = a & 0x3f3f3f3fu, m_lo = b & 0x3f3f3f3fu;
+    uint32_t s_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    *sc = s_lo | (uint64_t)s_hi << 32;
+    *m = m_lo | (uint64_t)m_hi << 32;
+}
+
+/* Weight codes of one super-block in element order: Q4_K 0..15, Q5_K
+ * 0..31, Q6_K 0..63 (the stored value, i.e. the signed code + 32). */
+static KX_ALWAYS_INLINE void unpack_codes(enum kx_kind kind, const uint8_t *blk, uint8_t q[CIT_QK_K])
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    if (kind == KX_Q6K) {
+        const __m256i three = _mm256_set1_epi8(3);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)qh);
+            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, three), 4);
+            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4);
+            __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4);
+            __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4);
+            uint8_t *o = q + 128 * h;
+            _mm256_storeu_si256((__m256i *)(void *)o, _mm256_or_si256(_mm256_and_si256(l0, lo4), h0));
+            _mm256_storeu_si256((__m256i *)(void *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, lo4), h1));
+            _mm256_storeu_si256((__m256i *)(void *)(o + 64),
+                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), h2));
+            _mm256_storeu_si256((__m256i *)(void *)(o + 96),
+                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4), h3));
+        }
+        return;
+    }
+    const uint8_t *qs = blk + (kind == KX_Q5K ? 48 : 16);
+    __m256i hb = kind == KX_Q5K ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)) : _mm256_setzero_si256();
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int g = 0; g < 4; g++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g));
+        __m256i a = _mm256_and_si256(v, lo4), b = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+        if (kind == KX_Q5K) {
+            a = _mm256_or_si256(a, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+            b = _mm256_or_si256(b, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(q + 64 * g), a);
+        _mm256_storeu_si256((__m256i *)(void *)(q + 64 * g + 32), b);
+    }
+}
+
+static KX_ALWAYS_INLINE int kind_bytes(enum kx_kind kind)
+{
+    return kind == KX_Q4K ? 144 : kind == KX_Q5K ? 176 : 210;
+}
+
+/* ---- few-token path: one (row, token) super-block at a time ---- */
+
+static KX_ALWAYS_INLINE int32_t hsum8(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static KX_ALWAYS_INLINE __m256i acc_madd(__m256i acc, __m256i p16, __m256i s16)
+{
+#if KX_VNNI
+    return _mm256_dpwssd_epi32(acc, p16, s16);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, s16));
+#endif
+}
+
+/* One super-block of a Q4_K / Q5_K row against one Q8_K block: the
+ * reference's float contribution. */
+static KX_ALWAYS_INLINE float sb_affine(enum kx_kind kind, const uint8_t *blk, const uint8_t *y)
+{
+    uint64_t sc64, m64;
+    k_scales(blk + 4, &sc64, &m64);
+    int16_t sc[8];
+    _mm_storeu_si128((__m128i *)(void *)sc, _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc64)));
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const uint8_t *qs = blk + (kind == KX_Q5K ? 48 : 16);
+    const uint8_t *yq = y + 4;
+    __m256i hb = kind == KX_Q5K ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)) : _mm256_setzero_si256();
+    __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g));
+        __m256i a = _mm256_and_si256(v, lo4), b = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+        if (kind == KX_Q5K) {
+            a = _mm256_or_si256(a, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+            b = _mm256_or_si256(b, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+        __m256i pa = _mm256_maddubs_epi16(a, _mm256_loadu_si256((const __m256i *)(const void *)(yq + 64 * g)));
+        __m256i pb = _mm256_maddubs_epi16(b, _mm256_loadu_si256((const __m256i *)(const void *)(yq + 64 * g + 32)));
+        acc = acc_madd(acc, pa, _mm256_set1_epi16(sc[2 * g]));
+        acc = acc_madd(acc, pb, _mm256_set1_epi16(sc[2 * g + 1]));
+    }
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m64));
+    __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+    __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(y + 4 + CIT_QK_K));
+    int32_t sumi = hsum8(acc), summ = hsum8(_mm256_madd_epi16(bs, mdup));
+    float yd;
+    memcpy(&yd, y, 4);
+    float d = half_at(blk), dmin = half_at(blk + 2);
+    float t1 = d * yd;
+    t1 = t1 * (float)sumi;
+    float t2 = dmin * yd;
+    t2 = t2 * (float)summ;
+    return t1 - t2;
+}
+
+/* One super-block of a Q6_K row against one Q8_K block. The stored codes
+ * are q + 32: sumi = sum_j sc_j * (dot(stored_j, y_j) - 32 * bsums_j). */
+static KX_ALWAYS_INLINE float sb_q6(const uint8_t *blk, const uint8_t *y)
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    const uint8_t *yq = y + 4;
+    __m256i acc = _mm256_setzero_si256();
+    /* scales as int16, each duplicated over the two 8-lane halves of a
+     * 16-element sub-block's maddubs result */
+    __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)));
+    int16_t scl[16];
+    _mm256_storeu_si256((__m256i *)(void *)scl, sc16);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+        const uint8_t *yh = yq + 128 * h;
+        __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
+        __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
+        __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)qh);
+        __m256i c[4];
+        c[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+        c[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
+        c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
+        c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            /* elements 128h + 32i .. +31: sub-blocks 8h + 2i, 8h + 2i + 1 */
+            __m256i p = _mm256_maddubs_epi16(c[i], _mm256_loadu_si256((const __m256i *)(const void *)(yh + 32 * i)));
+            int j = 8 * h + 2 * i;
+            __m256i s = _mm256_set_m128i(_mm_set1_epi16(scl[j + 1]), _mm_set1_epi16(scl[j]));
+            acc = acc_madd(acc, p, s);
+        }
+    }
+    __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(y + 4 + CIT_QK_K));
+    int32_t sumi = hsum8(acc) - 32 * hsum8(_mm256_madd_epi16(bs, sc16));
+    float yd;
+    memcpy(&yd, y, 4);
+    float t = half_at(blk + 208) * yd;
+    return t * (float)sumi;
+}
+
+#if KX_BITS == 512
+/* 512-bit forms of the two super-block dots: each zmm covers 64 consecutive
+ * elements, so the activations are read in their natural order. A Q4_K
+ * group of 64 elements is its 32 bytes of qs broadcast to both halves and
+ * shifted right by 0 (low half: elements 0..31) or 4 (high half: 32..63). */
+
+static KX_ALWAYS_INLINE __m512i zacc_madd(__m512i acc, __m512i p16, __m512i s16)
+{
+#if KX_VNNI
+    return _mm512_dpwssd_epi32(acc, p16, s16);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, s16));
+#endif
+}
+
+/* sum of the 16 lanes of a and of the 8 lanes of b */
+static KX_ALWAYS_INLINE void hsum2(__m512i a, __m256i b, int32_t *sa, int32_t *sb)
+{
+    __m256i a8 = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+    __m256i h = _mm256_hadd_epi32(a8, b); /* a01 a23 b01 b23 | a45 a67 b45 b67 */
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    q = _mm_hadd_epi32(q, q); /* A B A B */
+    *sa = _mm_cvtsi128_si32(q);
+    *sb = _mm_extract_epi32(q, 1);
+}
+
+static KX_ALWAYS_INLINE float zsb_affine(enum kx_kind kind, const uint8_t *blk, const uint8_t *y)
+{
+    uint64_t sc64, m64;
+    k_scales(blk + 4, &sc64, &m64);
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc64)));
+    const uint8_t *qs = blk + (kind == KX_Q5K ? 48 : 16);
+    const uint8_t *yq = y + 4;
+    __m512i hb = _mm512_setzero_si512(), hshift = _mm512_setzero_si512();
+    if (kind == KX_Q5K) {
+        hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)));
+        hshift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1);
+    }
+    __m512i acc = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g)));
+        __m512i c = _mm512_and_si512(_mm512_srlv_epi16(v, shift), lo4);
+        if (kind == KX_Q5K) {
+            __m512i hbit = _mm512_and_si512(_mm512_srlv_epi16(hb, hshift), one);
+            c = _mm512_or_si512(c, _mm512_slli_epi16(hbit, 4));
+            hb = _mm512_srli_epi16(hb, 2);
+        }
+        __m512i p = _mm512_maddubs_epi16(c, _mm512_loadu_si512((const void *)(yq + 64 * g)));
+        __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)(2 * g))),
+                                         _mm256_set1_epi16((short)(2 * g + 1)), 1);
+        acc = zacc_madd(acc, p, _mm512_permutexvar_epi16(idx, sc16));
+    }
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m64));
+    __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+    __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(y + 4 + CIT_QK_K));
+    int32_t sumi, summ;
+    hsum2(acc, _mm256_madd_epi16(bs, mdup), &sumi, &summ);
+    float yd;
+    memcpy(&yd, y, 4);
+    float d = half_at(blk), dmin = half_at(blk + 2);
+    float t1 = d * yd;
+    t1 = t1 * (float)sumi;
+    float t2 = dmin * yd;
+    t2 = t2 * (float)summ;
+    return t1 - t2;
+}
+
+static KX_ALWAYS_INLINE float zsb_q6(const uint8_t *blk, const uint8_t *y)
+{
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), three = _mm512_set1_epi8(3);
+    const uint8_t *yq = y + 4;
+    __m256i sc16y = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)));
+    __m512i sc16 = _mm512_castsi256_si512(sc16y);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(6), 1);
+    /* scale index of int16 lane l of a zmm of 64 elements: sub-block l / 8 */
+    const __m512i lane_sub = _mm512_srli_epi16(
+        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7,
+                         6, 5, 4, 3, 2, 1, 0),
+        3);
+    __m512i acc = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i l = _mm512_loadu_si512((const void *)(blk + 64 * h));
+        __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * h)));
+        __m512i c01 = _mm512_or_si512(_mm512_and_si512(l, lo4),
+                                      _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, sh01), three), 4));
+        __m512i c23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), lo4),
+                                      _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, sh23), three), 4));
+        __m512i p0 = _mm512_maddubs_epi16(c01, _mm512_loadu_si512((const void *)(yq + 128 * h)));
+        __m512i p1 = _mm512_maddubs_epi16(c23, _mm512_loadu_si512((const void *)(yq + 128 * h + 64)));
+        __m512i i0 = _mm512_add_epi16(lane_sub, _mm512_set1_epi16((short)(8 * h)));
+        __m512i i1 = _mm512_add_epi16(lane_sub, _mm512_set1_epi16((short)(8 * h + 4)));
+        acc = zacc_madd(acc, p0, _mm512_permutexvar_epi16(i0, sc16));
+        acc = zacc_madd(acc, p1, _mm512_permutexvar_epi16(i1, sc16));
+    }
+    __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(y + 4 + CIT_QK_K));
+    int32_t sumi, corr;
+    hsum2(acc, _mm256_madd_epi16(bs, sc16y), &sumi, &corr);
+    sumi -= 32 * corr;
+    float yd;
+    memcpy(&yd, y, 4);
+    float t = half_at(blk + 208) * yd;
+    return t * (float)sumi;
+}
+#define SB_AFFINE zsb_affine
+#define SB_Q6 zsb_q6
+#else
+#define SB_AFFINE sb_affine
+#define SB_Q6 sb_q6
+#endif
+
+static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, size_t row_bytes, size_t n_in, size_t r0,
+                                          size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy)
+{
+    size_t nsb = n_in / CIT_QK_K;
+    int bb = kind_bytes(kind);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)w + r * row_bytes;
+        for (size_t t = 0; t < n_tokens; t++) {
+            const uint8_t *yt = (const uint8_t *)act + t * nsb * SB_ACT;
+            float sum = 0;
+            for (size_t s = 0; s < nsb; s++) {
+                if (kind == KX_Q6K)
+                    sum += SB_Q6(wr + s * (size_t)bb, yt + s * SB_ACT);
+                else
+                    sum += SB_AFFINE(kind, wr + s * (size_t)bb, yt + s * SB_ACT);
+            }
+            y[t * ldy + r] = sum;
+        }
+    }
+}
+
+/* ---- many-token path ---- */
+
+/* One row's unpacked chunk of KC super-blocks. */
+struct wrow {
+    uint8_t q[KC][CIT_QK_K];  /* codes, element order */
+    int32_t sc[KC][16];       /* sub-block scales (8 used by Q4_K/Q5_K) */
+    int32_t sc16[KC][16];     /* the same as an int16 pair (s | s << 16) */
+    int32_t mp[KC][8];        /* int16 pairs against bsums pair i: (m_i, m_i) or (sc_2i, sc_2i+1) */
+    float d[KC], dmin[KC];
+};
+
+static KX_ALWAYS_INLINE void unpack_row(enum kx_kind kind, const uint8_t *wr, size_t s0, size_t ns, struct wrow *o)
+{
+    int bb = kind_bytes(kind);
+    for (size_t s = 0; s < ns; s++) {
+        const uint8_t *blk = wr + (s0 + s) * (size_t)bb;
+        unpack_codes(kind, blk, o->q[s]);
+        if (kind == KX_Q6K) {
+            const int8_t *scl = (const int8_t *)(blk + 192);
+            for (int j = 0; j < 16; j++) {
+                o->sc[s][j] = scl[j];
+                o->sc16[s][j] = (int32_t)(((uint32_t)(uint16_t)scl[j]) * 0x10001u);
+            }
+            for (int i = 0; i < 8; i++)
+                o->mp[s][i] = (int32_t)((uint32_t)(uint16_t)scl[2 * i] | ((uint32_t)(uint16_t)scl[2 * i + 1] << 16));
+            o->d[s] = half_at(blk + 208);
+            o->dmin[s] = 0;
+        } else {
+            uint64_t sc, m;
+            k_scales(blk + 4, &sc, &m);
+            for (int j = 0; j < 8; j++) {
+                uint32_t scj = (uint32_t)(sc >> 8 * j) & 0xff, mj = (uint32_t)(m >> 8 * j) & 0xff;
+                o->sc[s][j] = (int32_t)scj;
+                o->sc16[s][j] = (int32_t)(scj * 0x10001u);
+                o->mp[s][j] = (int32_t)(mj * 0x10001u);
+            }
+            o->d[s] = half_at(blk);
+            o->dmin[s] = half_at(blk + 2);
+        }
+    }
+}
+
+/* KX_R rows x KX_W tokens over ns super-blocks; sumf carries each row's
+ * running float sum (token lanes). */
+static KX_ALWAYS_INLINE void tile(enum kx_kind kind, const struct wrow *ws, size_t ns, const uint8_t *a0,
+                                  kvf sumf[KX_R])
+{
+    const int nsub = kind == KX_Q6K ? 16 : 8, subk = kind == KX_Q6K ? 4 : 8;
+    for (size_t s = 0; s < ns; s++) {
+        const uint8_t *a = a0 + s * TILE_SB;
+        kvi sumi[KX_R], summ[KX_R];
+#pragma GCC unroll 8
+        for (int r = 0; r < KX_R; r++)
+            sumi[r] = vi_zero();
+        for (int j = 0; j < nsub; j++) {
+#if KX_VNNI
+            kvi acc[KX_R];
+#pragma GCC unroll 8
+            for (int r = 0; r < KX_R; r++)
+                acc[r] = vi_zero();
+#pragma GCC unroll 8
+            for (int k = 0; k < subk; k++) {
+                int kk = j * subk + k;
+                kvi av = vi_load(a + kk * 4 * KX_W);
+#pragma GCC unroll 8
+                for (int r = 0; r < KX_R; r++)
+                    acc[r] = vi_dpbusd(acc[r], vi_set1((int32_t)ld32(ws[r].q[s] + 4 * kk)), av);
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < KX_R; r++)
+                sumi[r] = vi_add(sumi[r], vi_mullo(acc[r], vi_set1(ws[r].sc[s][j])));
+#else
+#pragma GCC unroll 8
+            for (int k = 0; k < subk; k++) {
+                int kk = j * subk + k;
+                kvi av = vi_load(a + kk * 4 * KX_W);
+#pragma GCC unroll 8
+                for (int r = 0; r < KX_R; r++)
+                    sumi[r] = vi_add(sumi[r], vi_madd(vi_maddubs(vi_set1((int32_t)ld32(ws[r].q[s] + 4 * kk)), av),
+                                                      vi_set1(ws[r].sc16[s][j])));
+            }
+#endif
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < KX_R; r++)
+            summ[r] = vi_zero();
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            kvi bv = vi_load(a + TILE_BS + i * 4 * KX_W);
+#pragma GCC unroll 8
+            for (int r = 0; r < KX_R; r++)
+                summ[r] = vi_dpwssd(summ[r], bv, vi_set1(ws[r].mp[s][i]));
+        }
+        kvf yd = vf_load((const float *)(const void *)(a + TILE_D));
+#pragma GCC unroll 8
+        for (int r = 0; r < KX_R; r++) {
+            kvf c;
+            if (kind == KX_Q6K) {
+                kvi t = vi_sub(sumi[r], vi_slli(summ[r], 5));
+                c = vf_mul(vf_mul(vf_set1(ws[r].d[s]), yd), vf_cvt(t));
+            } else {
+                kvf t1 = vf_mul(vf_mul(vf_set1(ws[r].d[s]), yd), vf_cvt(sumi[r]));
+                kvf t2 = vf_mul(vf_mul(vf_set1(ws[r].dmin[s]), yd), vf_cvt(summ[r]));
+                c = vf_sub(t1, t2);
+            }
+            sumf[r] = vf_add(sumf[r], c);
+        }
+    }
+}
+
+/* Loop order: chunks of KC super-blocks (one for n_in <= KC * 256); within
+ * a chunk, bands of token groups whose activations fit in L2 (about
+ * ACT_BAND bytes); within a band, blocks of KX_R rows, unpacked once per
+ * band (about 100 KiB of scratch, read from L1/L2), then every token group
+ * of the band runs the whole chunk with its sums in registers. */
+static KX_ALWAYS_INLINE void gemm_rows_many(enum kx_kind kind, const void *w, size_t row_bytes, size_t n_in,
+                                           size_t r0, size_t r1, const void *act, size_t n_tokens, float *y,
+                                           size_t ldy)
+{
+    size_t nsb = n_in / CIT_QK_K, groups = (n_tokens + KX_W - 1) / KX_W;
+    struct wrow ws[KX_R]; /* (KX_R rows) x KC super-blocks */
+    for (size_t s0 = 0; s0 < nsb; s0 += KC) {
+        size_t ns = nsb - s0 < KC ? nsb - s0 : KC;
+        size_t band = ACT_BAND / (ns * TILE_SB);
+        band = band ? band : 1;
+        for (size_t g0 = 0; g0 < groups; g0 += band) {
+            size_t g1 = groups - g0 < band ? groups : g0 + band;
+            for (size_t rb = r0; rb < r1; rb += KX_R) {
+                size_t nr = r1 - rb < KX_R ? r1 - rb : KX_R;
+                for (size_t r = 0; r < KX_R; r++) /* rows past r1 repeat the last: computed, not stored */
+                    unpack_row(kind, (const uint8_t *)w + (rb + (r < nr ? r : nr - 1)) * row_bytes, s0, ns, &ws[r]);
+                for (size_t g = g0; g < g1; g++) {
+                    size_t t0 = g * KX_W, nt = n_tokens - t0 < KX_W ? n_tokens - t0 : KX_W;
+                    kvf sumf[KX_R];
+                    for (size_t r = 0; r < KX_R; r++) {
+                        if (s0 == 0 || r >= nr) {
+                            sumf[r] = vf_zero();
+                        } else {
+                            float tmp[KX_W] = {0};
+                            for (size_t t = 0; t < nt; t++)
+                                tmp[t] = y[(t0 + t) * ldy + rb + r];
+                            sumf[r] = vf_load(tmp);
+                        }
+                    }
+                    const uint8_t *a0 = (const uint8_t *)act + (g * nsb + s0) * TILE_SB;
+                    tile(kind, ws, ns, a0, sumf);
+                    for (size_t r = 0; r < nr; r++) {
+                        float tmp[KX_W];
+                        vf_store(tmp, sumf[r]);
+                        for (size_t t = 0; t < nt; t++)
+                            y[(t0 + t) * ldy + rb + r] = tmp[t];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- activations ---- */
+
+/* Q8_K of one super-block, equal to cit_ref_q8_k_from_float's (which is
+ * called for the rare blocks it does not cover: a NaN or infinity, or a
+ * maximum so small that -127 / max overflows). As the reference: max is the
+ * first element of largest magnitude, is = -127 / max, q = nearest-even of
+ * is * x (the default rounding mode, as rintf; |is * x| < 127.5 so no clamp
+ * bites), d = 1 / is. */
+static KX_ALWAYS_INLINE void quant_sb(const float *x, struct cit_block_q8_k *b)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 inf = _mm256_set1_ps(__builtin_inff());
+    __m256 amax = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    for (int i = 0; i < 32; i++) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), absmask);
+        amax = _mm256_max_ps(a, amax);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ)); /* inf or NaN */
+    }
+    if (_mm256_movemask_ps(bad)) {
+        cit_ref_q8_k_from_float(x, b, CIT_QK_K);
+        return;
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ps(m4, _mm_shuffle_ps(m4, m4, 1));
+    float am = _mm_cvtss_f32(m4);
+    if (!(am > 0)) {
+        memset(b, 0, sizeof *b);
+        return;
+    }
+    float max = am;
+    const __m256 vam = _mm256_set1_ps(am);
+    for (int i = 0; i < 32; i++) {
+        int msk = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + 8 * i), absmask), vam, _CMP_EQ_OQ));
+        if (msk) {
+            max = x[8 * i + __builtin_ctz((unsigned)msk)];
+            break;
+        }
+    }
+    float is = -127.0f / max;
+    if (!(is > -3.0e38f && is < 3.0e38f)) {
+        cit_ref_q8_k_from_float(x, b, CIT_QK_K);
+        return;
+    }
+    const __m256 vis = _mm256_set1_ps(is);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int c = 0; c < 8; c++) {
+        __m256i v[4];
+        for (int k = 0; k < 4; k++) {
+            __m256i r = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(x + 32 * c + 8 * k)));
+            v[k] = _mm256_min_epi32(_mm256_max_epi32(r, lo), hi);
+        }
+        __m256i q = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        q = _mm256_permutevar8x32_epi32(q, perm);
+        _mm256_storeu_si256((__m256i *)(void *)(b->qs + 32 * c), q);
+        __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16); /* sums of 4 */
+        __m128i s = _mm_hadd_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+        s = _mm_hadd_epi32(s, s); /* sum 0..15, sum 16..31 */
+        b->bsums[2 * c] = (int16_t)_mm_cvtsi128_si32(s);
+        b->bsums[2 * c + 1] = (int16_t)_mm_extract_epi32(s, 1);
+    }
+    b->d = 1 / is;
+}
+
+static bool k_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
+{
+    uint64_t per_token;
+    if (!cit_mul_u64(n_in / CIT_QK_K, SB_ACT, &per_token))
+        return false;
+    if (n_tokens < GEMM_MIN)
+        return cit_mul_u64(per_token, n_tokens, bytes);
+    uint64_t padded;
+    if (!cit_add_u64(n_tokens, KX_W - 1, &padded))
+        return false;
+    return cit_mul_u64(per_token, padded / KX_W * KX_W, bytes);
+}
+
+static void k_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
+{
+    size_t nsb = n_in / CIT_QK_K;
+    uint8_t *out = act;
+    if (n_tokens < GEMM_MIN) {
+        for (size_t t = t0; t < t1; t++) {
+            for (size_t s = 0; s < nsb; s++) {
+                struct cit_block_q8_k b;
+                quant_sb(x + t * n_in + s * CIT_QK_K, &b);
+                memcpy(out + (t * nsb + s) * SB_ACT, &b, sizeof b);
+            }
+        }
+        return;
+    }
+    /* pack_group (16) is a multiple of KX_W: a call owns whole token groups. */
+    size_t t_end = t1 == n_tokens ? (n_tokens + KX_W - 1) / KX_W * KX_W : t1;
+    for (size_t t = t0; t < t_end; t++) {
+        size_t g = t / KX_W, lane = t % KX_W;
+        for (size_t s = 0; s < nsb; s++) {
+            struct cit_block_q8_k b;
+            if (t < n_tokens)
+                quant_sb(x + t * n_in + s * CIT_QK_K, &b);
+            else
+                memset(&b, 0, sizeof b); /* padding lanes: d = 0, codes 0 */
+            uint8_t *o = out + (g * nsb + s) * TILE_SB;
+            for (int k = 0; k < 64; k++)
+                memcpy(o + (k * KX_W + lane) * 4, b.qs + 4 * k, 4);
+            for (int i = 0; i < 8; i++)
+                memcpy(o + TILE_BS + (i * KX_W + lane) * 4, b.bsums + 2 * i, 4);
+            memcpy(o + TILE_D + lane * 4, &b.d, 4);
+        }
+    }
+}
+
+#define KX_DEFINE(name, kind)                                                                                    \
+    static void name##_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act, \
+                            size_t n_tokens, float *y, size_t ldy)                                               \
+    {                                                                                                            \
+        if (r0 >= r1 || n_tokens == 0)                                                                           \
+            return;                                                                                              \
+        if (n_tokens < GEMM_MIN)                                                                                 \
+            gemm_rows_few(kind, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                             \
+        else                                                                                                     \
+            gemm_rows_many(kind, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                            \
+    }                                                                                                            \
+    static const struct cit_kernel name = {k_act_bytes, 16, k_pack, name##_gemm};
+
+KX_DEFINE(kx_q4_k, KX_Q4K)
+KX_DEFINE(kx_q5_k, KX_Q5K)
+KX_DEFINE(kx_q6_k, KX_Q6K)
+
+void KX_NAME(const struct cit_kernel *tab[CIT_TYPE_COUNT])
+{
+    tab[CIT_TYPE_Q4_K] = &kx_q4_k;
+    tab[CIT_TYPE_Q5_K] = &kx_q5_k;
+    tab[CIT_TYPE_Q6_K] = &kx_q6_k;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+#endif
