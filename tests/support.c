@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 const char *test_shared_path(const char *rel)
 {
@@ -69,4 +70,63 @@ float test_rng_gauss(void)
 {
     double u = test_rng_unif(), v = test_rng_unif();
     return (float)(sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v));
+}
+
+static char tmpdir[256];
+
+int test_tmpdir_setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/citadel-test-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+int test_tmpdir_teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *test_tmpdir(void)
+{
+    return tmpdir;
+}
+
+struct test_cli test_cli_run(const char *args)
+{
+    const char *bin = getenv("CITADEL_BIN");
+    if (!bin || !tmpdir[0]) {
+        fprintf(stderr, "test_cli_run: CITADEL_BIN unset or no temporary directory (group setup missing)\n");
+        abort();
+    }
+    char out_path[512], err_path[512], cmd[8192];
+    snprintf(out_path, sizeof out_path, "%s/stdout", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/stderr", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out_path, err_path);
+    int st = system(cmd);
+    struct test_cli r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
+    r.out = test_read_file(out_path, NULL);
+    r.err = test_read_file(err_path, NULL);
+    if (!r.out || !r.err) {
+        fprintf(stderr, "test_cli_run: cannot read the output of: %s\n", cmd);
+        abort();
+    }
+    return r;
+}
+
+void test_cli_free(struct test_cli *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+const char *test_shared_quoted(const char *rel)
+{
+    static char buf[4][1100];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "'%.1000s'", test_shared_path(rel));
+    return buf[k];
 }

@@ -12,6 +12,24 @@ const char *test_shared_path(const char *rel);
 /* Reads a whole file into a malloc'd buffer (NUL-terminated); NULL on error. */
 char *test_read_file(const char *path, size_t *len);
 
+/* Black-box runs of the citadel binary ($CITADEL_BIN, set by ctest). The
+ * group setup makes a fresh temporary directory for the run's output files
+ * (and for the test's own files: test_tmpdir()); the teardown removes it. */
+struct test_cli {
+    int status;     /* exit status, -1 when killed by a signal */
+    char *out, *err; /* whole stdout and stderr, NUL-terminated */
+};
+int test_tmpdir_setup(void **state);
+int test_tmpdir_teardown(void **state);
+const char *test_tmpdir(void);
+/* Runs `citadel ARGS` (ARGS already shell-quoted) with stdin from /dev/null;
+ * aborts the test binary if the binary or its output cannot be had. */
+struct test_cli test_cli_run(const char *args);
+void test_cli_free(struct test_cli *r);
+/* The shell-quoted path of a file under the shared folder, in one of four
+ * rotating buffers (so a few can be used in one command line). */
+const char *test_shared_quoted(const char *rel);
+
 /* A deterministic random stream for test inputs (splitmix64). */
 void test_rng_seed(uint64_t seed);
 uint64_t test_rng_next(void);

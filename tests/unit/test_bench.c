@@ -23,62 +23,6 @@
 #include "model/roofline.h"
 #include "support.h"
 
-struct result {
-    int status;
-    char *out, *err;
-};
-
-static char tmpdir[256];
-
-/* Runs `citadel ARGS` (ARGS already shell-quoted by the caller). */
-static struct result run(const char *args)
-{
-    const char *bin = getenv("CITADEL_BIN");
-    assert_non_null(bin);
-    char out_path[512], err_path[512], cmd[8192];
-    snprintf(out_path, sizeof out_path, "%s/out", tmpdir);
-    snprintf(err_path, sizeof err_path, "%s/err", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out_path, err_path);
-    int st = system(cmd);
-    struct result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-    r.out = test_read_file(out_path, NULL);
-    r.err = test_read_file(err_path, NULL);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-static void done(struct result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/citadel-test-bench-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-/* Shell-quoted path of a shared model, in one of two rotating buffers. */
-static const char *model(const char *name)
-{
-    static char buf[2][1024];
-    static int k;
-    k ^= 1;
-    snprintf(buf[k], sizeof buf[k], "'%.1000s'", test_shared_path(name));
-    return buf[k];
-}
-
 #define STORIES "models/stories260K.gguf"
 #define MICRO_Q4 "models/micro-llama-Q4_0.gguf"
 
@@ -115,7 +59,7 @@ static const char *str(json_t *o, const char *key)
 static void test_help(void **state)
 {
     (void)state;
-    struct result r = run("bench --help");
+    struct test_cli r = test_cli_run("bench --help");
     assert_int_equal(r.status, 0);
     static const char *const want[] = {"--model", "--n-prompt", "--n-gen", "--threads", "--batch", "--repetitions",
                                        "--ctx", "--output", "calibrate", "json", "--no-probe", "--probe-mib", "ttft"};
@@ -125,7 +69,7 @@ static void test_help(void **state)
         assert_non_null(strstr(r.out, want[i]));
     }
     assert_string_equal(r.err, "");
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* Each bad invocation exits 2 with a message naming the offending option. */
@@ -133,7 +77,7 @@ static void test_bad_args(void **state)
 {
     (void)state;
     char args[2048];
-    const char *m = model(STORIES);
+    const char *m = test_shared_quoted(STORIES);
     static const struct {
         const char *args, *named;
     } cases[] = {
@@ -146,31 +90,31 @@ static void test_bad_args(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(args, sizeof args, "bench -m %s %s", m, cases[i].args);
-        struct result r = run(args);
+        struct test_cli r = test_cli_run(args);
         if (r.status != 2 || !strstr(r.err, cases[i].named))
             fprintf(stderr, "case '%s': status %d, stderr: %s\n", cases[i].args, r.status, r.err);
         assert_int_equal(r.status, 2);
         assert_non_null(strstr(r.err, cases[i].named));
         assert_string_equal(r.out, "");
-        done(&r);
+        test_cli_free(&r);
     }
-    struct result r = run("bench -p 16"); /* no model */
+    struct test_cli r = test_cli_run("bench -p 16"); /* no model */
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "-m"));
-    done(&r);
-    r = run("bench -m"); /* option without its value */
+    test_cli_free(&r);
+    r = test_cli_run("bench -m"); /* option without its value */
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "-m"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 static void test_missing_model_file(void **state)
 {
     (void)state;
-    struct result r = run("bench -m /nonexistent/x.gguf -p 8 -n 0 -r 1 --no-probe");
+    struct test_cli r = test_cli_run("bench -m /nonexistent/x.gguf -p 8 -n 0 -r 1 --no-probe");
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "/nonexistent/x.gguf"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* A context longer than the model's training context is refused by name. */
@@ -178,12 +122,12 @@ static void test_ctx_beyond_training(void **state)
 {
     (void)state;
     char args[2048];
-    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -c 100000 -r 1 --no-probe", model(MICRO_Q4));
-    struct result r = run(args);
+    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -c 100000 -r 1 --no-probe", test_shared_quoted(MICRO_Q4));
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "100000"));
     assert_non_null(strstr(r.err, "512"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* ---- reports ---- */
@@ -194,8 +138,8 @@ static void test_json_quick_run(void **state)
 {
     (void)state;
     char args[2048];
-    snprintf(args, sizeof args, "bench -m %s -p 16 -n 8 -r 1 --no-probe -o json", model(STORIES));
-    struct result r = run(args);
+    snprintf(args, sizeof args, "bench -m %s -p 16 -n 8 -r 1 --no-probe -o json", test_shared_quoted(STORIES));
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     json_t *j = parse_json(r.out);
     json_t *machine = json_object_get(j, "machine");
@@ -253,7 +197,7 @@ static void test_json_quick_run(void **state)
     assert_int_equal(seen_pp, 1);
     assert_int_equal(seen_tg, 1);
     json_decref(j);
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* Two models x 2 thread counts x 2 batch sizes: one ttft per model, pp for
@@ -262,9 +206,9 @@ static void test_json_grid(void **state)
 {
     (void)state;
     char args[2048];
-    snprintf(args, sizeof args, "bench -m %s -m %s -p 8 -n 4 -t 1,2 -b 4,8 -r 2 --no-probe -o json", model(STORIES),
-             model(MICRO_Q4));
-    struct result r = run(args);
+    snprintf(args, sizeof args, "bench -m %s -m %s -p 8 -n 4 -t 1,2 -b 4,8 -r 2 --no-probe -o json", test_shared_quoted(STORIES),
+             test_shared_quoted(MICRO_Q4));
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     json_t *j = parse_json(r.out);
     json_t *rows = json_object_get(j, "rows");
@@ -286,7 +230,7 @@ static void test_json_grid(void **state)
     assert_true(json_is_true(json_object_get(m1, "quantized")));
     assert_int_equal((long long)num(m1, "weight_bytes_per_token"), 997520);
     json_decref(j);
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* With a small probe buffer the limits are measured and every row gets a
@@ -295,8 +239,8 @@ static void test_probe_and_markdown(void **state)
 {
     (void)state;
     char args[2048];
-    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -t 1 -r 1 --probe-mib 8 -o json", model(MICRO_Q4));
-    struct result r = run(args);
+    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -t 1 -r 1 --probe-mib 8 -o json", test_shared_quoted(MICRO_Q4));
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     json_t *j = parse_json(r.out);
     json_t *probes = json_object_get(json_object_get(j, "machine"), "probes");
@@ -315,10 +259,10 @@ static void test_probe_and_markdown(void **state)
             assert_true(num(row, "limit_fraction") > 0);
     }
     json_decref(j);
-    done(&r);
+    test_cli_free(&r);
 
-    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -t 1 -r 2 --probe-mib 8", model(MICRO_Q4));
-    r = run(args);
+    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -t 1 -r 2 --probe-mib 8", test_shared_quoted(MICRO_Q4));
+    r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "| model | size | params | type | threads | batch | test | t/s | % of limit |"));
     assert_non_null(strstr(r.out, "| pp8 |"));
@@ -329,7 +273,7 @@ static void test_probe_and_markdown(void **state)
     assert_non_null(strstr(r.out, "memory read"));
     assert_non_null(strstr(r.out, " ± "));
     assert_string_equal(r.err, ""); /* progress only on a terminal */
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* -o calibrate writes exactly the planner's schema, and the planner accepts it. */
@@ -337,9 +281,9 @@ static void test_calibrate(void **state)
 {
     (void)state;
     char args[2048];
-    snprintf(args, sizeof args, "bench -m %s -m %s -p 16 -n 8 -r 1 --no-probe -o calibrate", model(STORIES),
-             model(MICRO_Q4));
-    struct result r = run(args);
+    snprintf(args, sizeof args, "bench -m %s -m %s -p 16 -n 8 -r 1 --no-probe -o calibrate", test_shared_quoted(STORIES),
+             test_shared_quoted(MICRO_Q4));
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     json_t *j = parse_json(r.out);
     assert_int_equal(json_object_size(j), 6);
@@ -357,7 +301,7 @@ static void test_calibrate(void **state)
     char err[512];
     assert_int_equal(cit_plan_calibrate(r.out, &hw, &eff, err, sizeof err), CIT_OK);
     assert_true(eff.bandwidth > 0 && eff.compute > 0);
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* ---- formulas ---- */
@@ -452,5 +396,5 @@ int main(void)
         cmocka_unit_test(test_roofline_micro_q4_0),
         cmocka_unit_test(test_probe_bad_params),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }

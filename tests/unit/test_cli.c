@@ -20,59 +20,6 @@
 
 #include "support.h"
 
-struct result {
-    int status;
-    char *out, *err;
-};
-
-static char tmpdir[256];
-
-/* Runs `citadel ARGS` (ARGS already shell-quoted by the caller). */
-static struct result run(const char *args)
-{
-    const char *bin = getenv("CITADEL_BIN");
-    assert_non_null(bin);
-    char out_path[512], err_path[512], cmd[8192];
-    snprintf(out_path, sizeof out_path, "%s/out", tmpdir);
-    snprintf(err_path, sizeof err_path, "%s/err", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out_path, err_path);
-    int st = system(cmd);
-    struct result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-    r.out = test_read_file(out_path, NULL);
-    r.err = test_read_file(err_path, NULL);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-static void done(struct result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/citadel-test-cli-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *model(const char *name)
-{
-    static char buf[1024];
-    snprintf(buf, sizeof buf, "'%.1000s'", test_shared_path(name));
-    return buf;
-}
-
 /* Greedy `citadel run` prints prompt + the reference engine's content for
  * every line of the free-greedy golden file (64 tokens, no early stop). */
 static void test_run_greedy_matches_reference(void **state)
@@ -93,8 +40,8 @@ static void test_run_greedy_matches_reference(void **state)
         assert_non_null(content);
         assert_null(strchr(prompt, '\''));
         char args[4096];
-        snprintf(args, sizeof args, "run -m %s -p '%s' -n %d --temp 0", model("models/stories260K.gguf"), prompt, n);
-        struct result r = run(args);
+        snprintf(args, sizeof args, "run -m %s -p '%s' -n %d --temp 0", test_shared_quoted("models/stories260K.gguf"), prompt, n);
+        struct test_cli r = test_cli_run(args);
         assert_int_equal(r.status, 0);
         size_t pl = strlen(prompt), cl = strlen(content);
         assert_true(strlen(r.out) == pl + cl + 1); /* + the final newline */
@@ -102,7 +49,7 @@ static void test_run_greedy_matches_reference(void **state)
         assert_memory_equal(r.out + pl, content, cl);
         assert_non_null(strstr(r.err, "generation:"));
         assert_non_null(strstr(r.err, "tokens/s"));
-        done(&r);
+        test_cli_free(&r);
         json_decref(j);
         lines++;
     }
@@ -115,21 +62,21 @@ static void test_run_seed_repeats(void **state)
     (void)state;
     char args[4096];
     snprintf(args, sizeof args, "run -m %s -p 'Tom had a dog' -n 48 --temp 1.0 --top-k 0 --top-p 1 --min-p 0 --seed 7 --no-echo",
-             model("models/stories260K.gguf"));
-    struct result a = run(args), b = run(args);
+             test_shared_quoted("models/stories260K.gguf"));
+    struct test_cli a = test_cli_run(args), b = test_cli_run(args);
     assert_int_equal(a.status, 0);
     assert_int_equal(b.status, 0);
     assert_true(strlen(a.out) > 10);
     assert_string_equal(a.out, b.out);
     /* Another seed: over 48 tokens at temperature 1 the texts differ. */
     snprintf(args, sizeof args, "run -m %s -p 'Tom had a dog' -n 48 --temp 1.0 --top-k 0 --top-p 1 --min-p 0 --seed 8 --no-echo",
-             model("models/stories260K.gguf"));
-    struct result c = run(args);
+             test_shared_quoted("models/stories260K.gguf"));
+    struct test_cli c = test_cli_run(args);
     assert_int_equal(c.status, 0);
     assert_string_not_equal(a.out, c.out);
-    done(&a);
-    done(&b);
-    done(&c);
+    test_cli_free(&a);
+    test_cli_free(&b);
+    test_cli_free(&c);
 }
 
 static void test_run_chat_uses_template(void **state)
@@ -137,20 +84,20 @@ static void test_run_chat_uses_template(void **state)
     (void)state;
     char args[4096];
     snprintf(args, sizeof args, "run -m %s --chat --system 'Be brief' -p 'Hi' -n 4 --temp 0",
-             model("models/stories260K.gguf"));
-    struct result r = run(args);
+             test_shared_quoted("models/stories260K.gguf"));
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     /* stories260K has no template: the documented ChatML fallback is used. */
     assert_non_null(strstr(r.out, "<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"));
     assert_non_null(strstr(r.err, "fallback"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* Writes a tiny valid GGUF whose architecture the engine does not support. */
 static const char *write_foreign_arch(void)
 {
     static char path[512];
-    snprintf(path, sizeof path, "%s/foreign.gguf", tmpdir);
+    snprintf(path, sizeof path, "%s/foreign.gguf", test_tmpdir());
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     const char *key = "general.architecture", *val = "mamba";
@@ -173,46 +120,46 @@ static void test_run_errors(void **state)
 {
     (void)state;
     char args[4096];
-    struct result r;
+    struct test_cli r;
 
-    r = run("run -m /nonexistent/model.gguf -p hi");
+    r = test_cli_run("run -m /nonexistent/model.gguf -p hi");
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "/nonexistent/model.gguf"));
-    done(&r);
+    test_cli_free(&r);
 
-    snprintf(args, sizeof args, "run -m %s -p hi", model("golden/stories260K.jsonl"));
-    r = run(args);
+    snprintf(args, sizeof args, "run -m %s -p hi", test_shared_quoted("golden/stories260K.jsonl"));
+    r = test_cli_run(args);
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "magic"));
-    done(&r);
+    test_cli_free(&r);
 
     snprintf(args, sizeof args, "run -m '%s' -p hi", write_foreign_arch());
-    r = run(args);
+    r = test_cli_run(args);
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "mamba"));
-    done(&r);
+    test_cli_free(&r);
 
-    snprintf(args, sizeof args, "run -m %s -p hi -c 100000", model("models/stories260K.gguf"));
-    r = run(args);
+    snprintf(args, sizeof args, "run -m %s -p hi -c 100000", test_shared_quoted("models/stories260K.gguf"));
+    r = test_cli_run(args);
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "100000"));
-    done(&r);
+    test_cli_free(&r);
 
-    snprintf(args, sizeof args, "run -m %s -p hi -n lots", model("models/stories260K.gguf"));
-    r = run(args);
+    snprintf(args, sizeof args, "run -m %s -p hi -n lots", test_shared_quoted("models/stories260K.gguf"));
+    r = test_cli_run(args);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "--n-predict"));
-    done(&r);
+    test_cli_free(&r);
 
-    r = run("run -p hi");
+    r = test_cli_run("run -p hi");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "-m"));
-    done(&r);
+    test_cli_free(&r);
 
-    r = run("frobnicate");
+    r = test_cli_run("frobnicate");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "unknown command"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 static void test_help(void **state)
@@ -220,10 +167,10 @@ static void test_help(void **state)
     (void)state;
     static const char *cmds[] = {"--help", "run --help", "inspect --help", "template --help", "plan --help"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        struct result r = run(cmds[i]);
+        struct test_cli r = test_cli_run(cmds[i]);
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "usage"));
-        done(&r);
+        test_cli_free(&r);
     }
 }
 
@@ -231,8 +178,8 @@ static void test_inspect(void **state)
 {
     (void)state;
     char args[4096];
-    snprintf(args, sizeof args, "inspect %s -c 256", model("models/micro-llama-Q4_K_M.gguf"));
-    struct result r = run(args);
+    snprintf(args, sizeof args, "inspect %s -c 256", test_shared_quoted("models/micro-llama-Q4_K_M.gguf"));
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "general.architecture"));
     assert_non_null(strstr(r.out, "blk.0.attn_q.weight"));
@@ -246,13 +193,13 @@ static void test_inspect(void **state)
     assert_non_null(eol);
     const char *val = strstr(kv, "512.00 KiB");
     assert_true(val && val < eol);
-    done(&r);
+    test_cli_free(&r);
 
-    snprintf(args, sizeof args, "inspect %s", model("golden/stories260K.jsonl"));
-    r = run(args);
+    snprintf(args, sizeof args, "inspect %s", test_shared_quoted("golden/stories260K.jsonl"));
+    r = test_cli_run(args);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "stories260K.jsonl"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 /* `citadel template FILE --context CTX` prints a fixture's rendering byte for
@@ -272,11 +219,11 @@ static void test_template_cli(void **state)
         assert_non_null(j);
         const char *expected = json_string_value(json_object_get(j, "expected"));
         char ctx_path[512], args[4096];
-        snprintf(ctx_path, sizeof ctx_path, "%s/ctx.json", tmpdir);
+        snprintf(ctx_path, sizeof ctx_path, "%s/ctx.json", test_tmpdir());
         assert_int_equal(json_dump_file(json_object_get(j, "context"), ctx_path, 0), 0);
         snprintf(args, sizeof args, "template %s --context '%s' --now 1767323045",
-                 model("templates/meta-llama-Llama-3.1-8B-Instruct.jinja"), ctx_path);
-        struct result r = run(args);
+                 test_shared_quoted("templates/meta-llama-Llama-3.1-8B-Instruct.jinja"), ctx_path);
+        struct test_cli r = test_cli_run(args);
         if (expected) {
             assert_int_equal(r.status, 0);
             assert_string_equal(r.out, expected);
@@ -285,7 +232,7 @@ static void test_template_cli(void **state)
             assert_true(strlen(r.err) > 0);
         }
         checked++;
-        done(&r);
+        test_cli_free(&r);
         json_decref(j);
     }
     assert_int_equal(checked, 5);
@@ -299,9 +246,9 @@ static void test_plan_cli(void **state)
 {
     (void)state;
     char args[4096], svg[512];
-    snprintf(svg, sizeof svg, "%s/plan.svg", tmpdir);
-    snprintf(args, sizeof args, "plan -m %s -H l4 --json --svg '%s'", model("models/stories260K.gguf"), svg);
-    struct result r = run(args);
+    snprintf(svg, sizeof svg, "%s/plan.svg", test_tmpdir());
+    snprintf(args, sizeof args, "plan -m %s -H l4 --json --svg '%s'", test_shared_quoted("models/stories260K.gguf"), svg);
+    struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     json_error_t jerr;
     json_t *j = json_loads(r.out, 0, &jerr);
@@ -312,29 +259,29 @@ static void test_plan_cli(void **state)
     assert_int_equal(json_integer_value(json_object_get(mem, "kv_bytes_per_token")), 640);
     assert_string_equal(json_string_value(json_object_get(opt, "hardware")), "l4");
     json_decref(j);
-    done(&r);
+    test_cli_free(&r);
     char *pic = test_read_file(svg, NULL);
     assert_non_null(pic);
     assert_non_null(strstr(pic, "<svg"));
     assert_non_null(strstr(pic, "</svg>"));
     free(pic);
 
-    r = run("plan -m llama-3.1-70b -q Q4_K_M -c 8192 -b 8 -H h100-sxmx2 --cloud gpt-4o");
+    r = test_cli_run("plan -m llama-3.1-70b -q Q4_K_M -c 8192 -b 8 -H h100-sxmx2 --cloud gpt-4o");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "MEMORY"));
     assert_non_null(strstr(r.out, "SENSITIVITY"));
     assert_non_null(strstr(r.out, "break-even"));
-    done(&r);
+    test_cli_free(&r);
 
-    r = run("plan -m llama-3.1-8b -H nosuch");
+    r = test_cli_run("plan -m llama-3.1-8b -H nosuch");
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "nosuch"));
-    done(&r);
+    test_cli_free(&r);
 
-    r = run("plan -m llama-3.1-8b -H l4 -u 2");
+    r = test_cli_run("plan -m llama-3.1-8b -H l4 -u 2");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "--utilization"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 int main(void)
@@ -349,5 +296,5 @@ int main(void)
         cmocka_unit_test(test_template_cli),
         cmocka_unit_test(test_plan_cli),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }

@@ -474,82 +474,27 @@ static void test_kl_f16_below_q4_0(void **state)
 
 /* ---- (d) the command line ---- */
 
-static char tmpdir[256];
-
-struct result {
-    int status;
-    char *out, *err;
-};
-
-/* Runs `citadel ARGS` (ARGS shell-quoted by the caller). */
-static struct result run(const char *args)
-{
-    const char *bin = getenv("CITADEL_BIN");
-    assert_non_null(bin);
-    char out_path[512], err_path[512], cmd[8192];
-    snprintf(out_path, sizeof out_path, "%s/out", tmpdir);
-    snprintf(err_path, sizeof err_path, "%s/err", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out_path, err_path);
-    int st = system(cmd);
-    struct result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-    r.out = test_read_file(out_path, NULL);
-    r.err = test_read_file(err_path, NULL);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-static void done(struct result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static const char *q(const char *rel)
-{
-    static char buf[2][1100];
-    static int k;
-    k ^= 1;
-    snprintf(buf[k], sizeof buf[k], "'%.1000s'", test_shared_path(rel));
-    return buf[k];
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/citadel-test-eval-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static void expect_usage_error(const char *args, const char *needle)
 {
-    struct result r = run(args);
+    struct test_cli r = test_cli_run(args);
     if (r.status != 2 || !strstr(r.err, needle))
         fail_msg("citadel %s: exit %d, stderr '%s' (wanted exit 2 naming '%s')", args, r.status, r.err, needle);
     assert_string_equal(r.out, "");
-    done(&r);
+    test_cli_free(&r);
 }
 
 static void test_cli_help_and_usage_errors(void **state)
 {
     (void)state;
-    struct result r = run("eval --help");
+    struct test_cli r = test_cli_run("eval --help");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "usage: citadel eval"));
     assert_non_null(strstr(r.out, "--base"));
     assert_non_null(strstr(r.out, "--random-tokens"));
-    done(&r);
+    test_cli_free(&r);
 
     char a[4096];
-    const char *m = q("models/micro-llama-Q8_0.gguf");
+    const char *m = test_shared_quoted("models/micro-llama-Q8_0.gguf");
     expect_usage_error("eval --random-tokens 100", "-m");
     snprintf(a, sizeof a, "eval -m %s", m);
     expect_usage_error(a, "--random-tokens");
@@ -581,27 +526,27 @@ static void test_cli_runtime_errors(void **state)
 {
     (void)state;
     char a[4096];
-    struct result r = run("eval -m /nonexistent/model.gguf --random-tokens 100");
+    struct test_cli r = test_cli_run("eval -m /nonexistent/model.gguf --random-tokens 100");
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "/nonexistent/model.gguf"));
-    done(&r);
+    test_cli_free(&r);
     snprintf(a, sizeof a, "eval -m %s --base /nonexistent/base.gguf --random-tokens 100",
-             q("models/micro-llama-Q8_0.gguf"));
-    r = run(a);
+             test_shared_quoted("models/micro-llama-Q8_0.gguf"));
+    r = test_cli_run(a);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "--base /nonexistent/base.gguf"));
-    done(&r);
-    snprintf(a, sizeof a, "eval -m %s -f /nonexistent/text.txt", q("models/micro-llama-Q8_0.gguf"));
-    r = run(a);
+    test_cli_free(&r);
+    snprintf(a, sizeof a, "eval -m %s -f /nonexistent/text.txt", test_shared_quoted("models/micro-llama-Q8_0.gguf"));
+    r = test_cli_run(a);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "/nonexistent/text.txt"));
-    done(&r);
-    snprintf(a, sizeof a, "eval -m %s --random-tokens 2000 -c 1024", q("models/micro-llama-Q8_0.gguf"));
-    r = run(a);
+    test_cli_free(&r);
+    snprintf(a, sizeof a, "eval -m %s --random-tokens 2000 -c 1024", test_shared_quoted("models/micro-llama-Q8_0.gguf"));
+    r = test_cli_run(a);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "--ctx 1024"));
     assert_non_null(strstr(r.err, "512"));
-    done(&r);
+    test_cli_free(&r);
 }
 
 static double jnum(json_t *o, const char *k1, const char *k2)
@@ -619,10 +564,10 @@ static void test_cli_json_kl(void **state)
 {
     (void)state;
     char a[4096];
-    snprintf(a, sizeof a, "eval -m %s", q("models/micro-qwen2-Q8_0.gguf"));
+    snprintf(a, sizeof a, "eval -m %s", test_shared_quoted("models/micro-qwen2-Q8_0.gguf"));
     snprintf(a + strlen(a), sizeof a - strlen(a), " --base %s --random-tokens 48 --seed 9 -c 16 -t 1 -o json",
-             q("models/micro-qwen2-Q4_0.gguf"));
-    struct result r = run(a);
+             test_shared_quoted("models/micro-qwen2-Q4_0.gguf"));
+    struct test_cli r = test_cli_run(a);
     if (r.status != 0)
         fail_msg("exit %d: %s", r.status, r.err);
     json_error_t je;
@@ -646,19 +591,19 @@ static void test_cli_json_kl(void **state)
     assert_true(jnum(j, "ppl_ratio", NULL) == k.ppl_ratio);
     assert_true(k.kl_mean > 0);
     json_decref(j);
-    done(&r);
+    test_cli_free(&r);
 
     /* the text table carries the same numbers */
-    snprintf(a, sizeof a, "eval -m %s", q("models/micro-qwen2-Q8_0.gguf"));
+    snprintf(a, sizeof a, "eval -m %s", test_shared_quoted("models/micro-qwen2-Q8_0.gguf"));
     snprintf(a + strlen(a), sizeof a - strlen(a), " --base %s --random-tokens 48 --seed 9 -c 16 --chunks 1",
-             q("models/micro-qwen2-Q4_0.gguf"));
-    r = run(a);
+             test_shared_quoted("models/micro-qwen2-Q4_0.gguf"));
+    r = test_cli_run(a);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "KL mean"));
     assert_non_null(strstr(r.out, "top-1 agree"));
     assert_non_null(strstr(r.out, "1 of 16 positions (BOS first), 7 scored tokens"));
     assert_null(strchr(r.err, '\r')); /* no progress line when stderr is not a terminal */
-    done(&r);
+    test_cli_free(&r);
     free(ids);
     cit_model_free(base);
     cit_model_free(test);
@@ -673,13 +618,13 @@ static void test_cli_json_text(void **state)
                        "with his friend, a small cat. One day the cat got stuck in a tree. Max barked and barked "
                        "until a kind man came and helped the cat down. They were happy and played all day.";
     char path[512], a[4096];
-    snprintf(path, sizeof path, "%s/story.txt", tmpdir);
+    snprintf(path, sizeof path, "%s/story.txt", test_tmpdir());
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
-    snprintf(a, sizeof a, "eval -m %s -f '%s' -c 16 -o json", q("models/stories260K.gguf"), path);
-    struct result r = run(a);
+    snprintf(a, sizeof a, "eval -m %s -f '%s' -c 16 -o json", test_shared_quoted("models/stories260K.gguf"), path);
+    struct test_cli r = test_cli_run(a);
     if (r.status != 0)
         fail_msg("exit %d: %s", r.status, r.err);
     json_t *j = json_loads(r.out, 0, NULL);
@@ -706,7 +651,7 @@ static void test_cli_json_text(void **state)
     assert_true(jnum(j, "test", "ppl") == pp.ppl);
     assert_true(jnum(j, "test", "nll_se") == pp.nll_se);
     json_decref(j);
-    done(&r);
+    test_cli_free(&r);
     free(ids);
     cit_tokenizer_free(t);
     cit_model_free(m);
@@ -729,5 +674,5 @@ int main(void)
         cmocka_unit_test(test_cli_json_kl),
         cmocka_unit_test(test_cli_json_text),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }
