@@ -60,6 +60,9 @@ typedef void (*cit_progress_fn)(void *arg, uint64_t done, uint64_t total);
 /* A one-line notice for the user (a fallback type, a padded vocabulary). */
 typedef void (*cit_note_fn)(void *arg, const char *msg);
 
+/* Formats a notice and hands it to note (nothing when note is NULL). */
+void cit_notef(cit_note_fn note, void *arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 struct cit_quantize_params {
     enum cit_ftype ftype;
     unsigned n_threads;       /* 0 = all CPUs */

@@ -184,17 +184,16 @@ static bool same_file(const char *a, const char *b)
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static void note(const struct cit_quantize_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const struct cit_quantize_params *p, const char *fmt, ...)
+void cit_notef(cit_note_fn note, void *arg, const char *fmt, ...)
 {
-    if (!p->note)
+    if (!note)
         return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    p->note(p->cb_arg, msg);
+    note(arg, msg);
 }
 
 /* Converts and writes every tensor in table order. */
@@ -302,7 +301,7 @@ enum cit_status cit_quantize_file(const char *in_path, const char *out_path, con
         if (fb) {
             stats->n_fallback++;
             if (cit_quantize_first_fallback(seen, &n_seen, t->ne[0], wanted))
-                note(p, "%s: rows of %" PRIu64 " elements do not fit %s blocks of %u; using %s (and for every "
+                cit_notef(p->note, p->cb_arg, "%s: rows of %" PRIu64 " elements do not fit %s blocks of %u; using %s (and for every "
                      "other such tensor)", t->name, t->ne[0], cit_type_traits(wanted)->name,
                      cit_type_traits(wanted)->block_size, cit_type_traits(types[i])->name);
         }

@@ -308,18 +308,6 @@ static enum cit_status write_metadata(struct cit_gguf_writer *w, const struct ci
     return cit_gguf_writer_set_u32(w, "general.quantization_version", 2);
 }
 
-static void note(const struct cit_synth_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const struct cit_synth_params *p, const char *fmt, ...)
-{
-    if (!p->note)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    p->note(p->cb_arg, msg);
-}
 
 static enum cit_status check_shape(const struct cit_synth_shape *s, char *err, size_t errlen)
 {
@@ -415,7 +403,7 @@ enum cit_status cit_synth_write(const struct cit_synth_params *p, const char *ou
                         "most %u tokens", p->vocab_path, n_file, n_vocab, s->id, n_vocab);
     }
     if (n_file < n_vocab)
-        note(p, "vocabulary %s has %" PRIu64 " tokens; padded to %s's %u with %" PRIu64 " tokens <synth_N>",
+        cit_notef(p->note, p->cb_arg, "vocabulary %s has %" PRIu64 " tokens; padded to %s's %u with %" PRIu64 " tokens <synth_N>",
              p->vocab_path, n_file, s->id, n_vocab, (uint64_t)n_vocab - n_file);
 
     size_t nt = list_tensors(s, n_vocab, NULL);
@@ -441,7 +429,7 @@ enum cit_status cit_synth_write(const struct cit_synth_params *p, const char *ou
         if (fb) {
             stats->n_fallback++;
             if (cit_quantize_first_fallback(seen, &n_seen, ts[i].ne[0], wanted))
-                note(p, "%s: rows of %" PRIu64 " elements do not fit %s blocks of %u; using %s (and for every "
+                cit_notef(p->note, p->cb_arg, "%s: rows of %" PRIu64 " elements do not fit %s blocks of %u; using %s (and for every "
                      "other such tensor)", ts[i].name, ts[i].ne[0], cit_type_traits(wanted)->name,
                      cit_type_traits(wanted)->block_size, cit_type_traits(ts[i].type)->name);
         }
