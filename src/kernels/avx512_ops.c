@@ -210,11 +210,41 @@ INLINE __m512 sum16(const __m512 a[16])
                          _mm512_shuffle_f32x4(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* 16 keys' lane vectors for a head of NC * 16 dims, the query in
+ * registers: per lane the same sequence of operations (dims in order, one
+ * FMA each, from zero) as the general loop below, so results are equal;
+ * this form only keeps the key pointers out of memory. */
+INLINE void qk16_fixed(float *scores, const __m512 *qv, const float *kp, size_t kv_stride, const int NC)
+{
+    __m512 acc[16];
+    #pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) {
+        const float *kr = kp + (size_t)j * kv_stride;
+        __m512 a = _mm512_setzero_ps();
+        #pragma GCC unroll 8
+        for (int c = 0; c < NC; c++)
+            a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+        acc[j] = a;
+    }
+    _mm512_storeu_ps(scores, sum16(acc));
+}
+
 /* scores[p] = q . k_p, 16 keys at a time (their products summed per lane,
  * then the 16 lane sums formed together). */
 static void qk_scores(float *scores, const float *q, const float *k, size_t n_keys, size_t kv_stride, size_t hd)
 {
     size_t p = 0;
+    if (hd == 64 || hd == 128) {
+        __m512 qv[8];
+        for (size_t c = 0; c < hd / 16; c++)
+            qv[c] = _mm512_loadu_ps(q + 16 * c);
+        for (; p + 16 <= n_keys; p += 16) {
+            if (hd == 64)
+                qk16_fixed(scores + p, qv, k + p * kv_stride, kv_stride, 4);
+            else
+                qk16_fixed(scores + p, qv, k + p * kv_stride, kv_stride, 8);
+        }
+    }
     for (; p + 16 <= n_keys; p += 16) {
         __m512 acc[16];
         #pragma GCC unroll 16
