@@ -21,34 +21,17 @@
 #include "citadel/tensor.h"
 #include "support.h"
 
-static char tmpdir[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/citadel-test-gguf-write-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static const char *tmp_path(const char *name)
 {
     static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
+    snprintf(buf, sizeof buf, "%s/%s", test_tmpdir(), name);
     return buf;
 }
 
 /* Files in the temp dir (to catch left-over temporaries). */
 static int dir_entries(void)
 {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(test_tmpdir());
     assert_non_null(d);
     int n = 0;
     for (struct dirent *e; (e = readdir(d));)
@@ -60,7 +43,7 @@ static int dir_entries(void)
 static void clear_dir(void)
 {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -f '%s'/*", tmpdir);
+    snprintf(cmd, sizeof cmd, "rm -f '%s'/*", test_tmpdir());
     assert_int_equal(system(cmd), 0);
 }
 
@@ -361,7 +344,7 @@ static void test_failures(void **state)
     assert_int_equal(cit_gguf_writer_new(&w, err, sizeof err), CIT_OK);
     add_tensors(w);
     char bad[600];
-    snprintf(bad, sizeof bad, "%s/no/such/dir/out.gguf", tmpdir);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/out.gguf", test_tmpdir());
     assert_int_equal(cit_gguf_writer_begin(w, bad, err, sizeof err), CIT_ERR_IO);
     assert_non_null(strstr(err, "no/such/dir/out.gguf"));
     assert_non_null(strstr(err, "No such file"));
@@ -446,5 +429,5 @@ int main(void)
         cmocka_unit_test(test_copy_kv),
         cmocka_unit_test(test_failures),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }

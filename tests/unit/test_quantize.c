@@ -30,29 +30,12 @@
 #include "citadel/tensor.h"
 #include "support.h"
 
-static char tmpdir[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/citadel-test-quantize-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static const char *tmp_path(const char *name)
 {
     static char buf[2][512];
     static int k;
     k ^= 1;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    snprintf(buf[k], sizeof buf[k], "%s/%s", test_tmpdir(), name);
     return buf[k];
 }
 
@@ -412,5 +395,5 @@ int main(void)
         cmocka_unit_test(test_synth_loads_and_repeats),
         cmocka_unit_test(test_synth_pads_vocab),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }
