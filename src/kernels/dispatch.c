@@ -7,7 +7,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(CITADEL_NO_SIMD)
 #include <cpuid.h>
 #endif
 #include <stdio.h>
@@ -21,7 +21,7 @@ static const struct cit_kernel *tables[CIT_ISA_COUNT][CIT_TYPE_COUNT];
 static enum cit_isa detected, active;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-#if defined(__x86_64__)
+#if CIT_X86_KERNELS
 /* F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports has no name
  * for it; the OS-support check is covered by the AVX2 test beside it). */
 static bool has_f16c(void)
@@ -33,7 +33,7 @@ static bool has_f16c(void)
 
 static enum cit_isa detect(void)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if CIT_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()))
         return CIT_ISA_SCALAR;
@@ -51,7 +51,7 @@ static enum cit_isa detect(void)
 static void build(void)
 {
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);
-#if defined(__x86_64__)
+#if CIT_X86_KERNELS
     static const cit_kernel_register_fn regs[CIT_ISA_COUNT][3] = {
         [CIT_ISA_AVX2] = {cit_kernels_avx2_f, cit_kernels_avx2_q, cit_kernels_avx2_k},
         [CIT_ISA_AVX512] = {cit_kernels_avx512_f, cit_kernels_avx512_q, cit_kernels_avx512_k},

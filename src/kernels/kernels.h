@@ -32,6 +32,15 @@
 
 #include "citadel/tensor.h"
 
+/* Whether the x86 SIMD files are part of the build: on x86-64, unless the
+ * build defines CITADEL_NO_SIMD (the fuzzing build does: its harnesses do
+ * not exercise the kernels, which are slow to instrument). */
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(CITADEL_NO_SIMD)
+#define CIT_X86_KERNELS 1
+#else
+#define CIT_X86_KERNELS 0
+#endif
+
 /* Instruction-set tiers, each a superset of the one before. */
 enum cit_isa {
     CIT_ISA_SCALAR = 0,  /* portable C: the reference kernels */
@@ -65,7 +74,7 @@ struct cit_kernel {
 typedef void (*cit_kernel_register_fn)(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 
 void cit_kernels_ref(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
-#if defined(__x86_64__) || defined(_M_X64)
+#if CIT_X86_KERNELS
 void cit_kernels_avx2_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* Q4_0, Q8_0 */
 void cit_kernels_avx2_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* Q4_K, Q5_K, Q6_K */
 void cit_kernels_avx2_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* F32, F16, BF16 */

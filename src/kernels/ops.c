@@ -132,7 +132,7 @@ static void build(void)
                                               scalar_add,     scalar_attn_heads, scalar_exp};
     for (int isa = 1; isa < CIT_ISA_COUNT; isa++) {
         tables[isa] = tables[isa - 1];
-#if defined(__x86_64__) || defined(_M_X64)
+#if CIT_X86_KERNELS
         if (isa == CIT_ISA_AVX2)
             cit_ops_avx2(&tables[isa]);
         else if (isa == CIT_ISA_AVX512)

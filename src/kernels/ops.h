@@ -79,7 +79,7 @@ struct cit_ops {
  * cit_isa_detected() may be called. Tests compare tiers with it. */
 const struct cit_ops *cit_ops_for_isa(enum cit_isa isa);
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if CIT_X86_KERNELS
 /* Each SIMD file overrides the entries it implements. */
 void cit_ops_avx2(struct cit_ops *o);
 void cit_ops_avx512(struct cit_ops *o);

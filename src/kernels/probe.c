@@ -86,7 +86,7 @@ void cit_probe_kernels_scalar(struct cit_probe_kernels *k)
 static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
 {
     cit_probe_kernels_scalar(k);
-#if defined(__x86_64__) || defined(_M_X64)
+#if CIT_X86_KERNELS
     switch (isa) {
     case CIT_ISA_AVX2: cit_probe_kernels_avx2(k); break;
     case CIT_ISA_AVX512: cit_probe_kernels_avx512(k); break;

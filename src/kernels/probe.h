@@ -62,7 +62,7 @@ struct cit_probe_kernels {
 };
 
 void cit_probe_kernels_scalar(struct cit_probe_kernels *k);
-#if defined(__x86_64__) || defined(_M_X64)
+#if CIT_X86_KERNELS
 void cit_probe_kernels_avx2(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx512(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx512vnni(struct cit_probe_kernels *k); /* fills dot only, over avx512's */
