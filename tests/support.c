@@ -2,8 +2,10 @@
 #include "support.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 const char *test_shared_path(const char *rel)
@@ -120,6 +122,19 @@ void test_cli_free(struct test_cli *r)
 {
     free(r->out);
     free(r->err);
+}
+
+int test_cli_check(const char *args, int status, const char *needle)
+{
+    struct test_cli r = test_cli_run(args);
+    bool status_ok = status == TEST_CLI_FAILED ? r.status != 0 : r.status == status;
+    const char *where = status == 0 ? r.out : r.err;
+    bool ok = status_ok && (!needle || strstr(where, needle));
+    if (!ok)
+        fprintf(stderr, "citadel %s: exit %d (wanted %d)\nstdout: %s\nstderr: %s\n(wanted '%s' in %s)\n", args,
+                r.status, status, r.out, r.err, needle ? needle : "", status == 0 ? "stdout" : "stderr");
+    test_cli_free(&r);
+    return ok ? 0 : -1;
 }
 
 const char *test_shared_quoted(const char *rel)

@@ -26,6 +26,13 @@ const char *test_tmpdir(void);
  * aborts the test binary if the binary or its output cannot be had. */
 struct test_cli test_cli_run(const char *args);
 void test_cli_free(struct test_cli *r);
+/* Runs `citadel ARGS` and checks its exit status (TEST_CLI_FAILED: any
+ * nonzero one) and that `needle` (NULL: no check) is in stdout when the
+ * status wanted is 0, in stderr otherwise. Returns 0 when both hold, else
+ * prints what came back and returns -1: use as
+ * assert_int_equal(test_cli_check(...), 0). */
+#define TEST_CLI_FAILED (-1)
+int test_cli_check(const char *args, int status, const char *needle);
 /* The shell-quoted path of a file under the shared folder, in one of four
  * rotating buffers (so a few can be used in one command line). */
 const char *test_shared_quoted(const char *rel);

@@ -120,46 +120,24 @@ static void test_run_errors(void **state)
 {
     (void)state;
     char args[4096];
-    struct test_cli r;
 
-    r = test_cli_run("run -m /nonexistent/model.gguf -p hi");
-    assert_int_not_equal(r.status, 0);
-    assert_non_null(strstr(r.err, "/nonexistent/model.gguf"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check("run -m /nonexistent/model.gguf -p hi", TEST_CLI_FAILED, "/nonexistent/model.gguf"), 0);
 
     snprintf(args, sizeof args, "run -m %s -p hi", test_shared_quoted("golden/stories260K.jsonl"));
-    r = test_cli_run(args);
-    assert_int_not_equal(r.status, 0);
-    assert_non_null(strstr(r.err, "magic"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check(args, TEST_CLI_FAILED, "magic"), 0);
 
     snprintf(args, sizeof args, "run -m '%s' -p hi", write_foreign_arch());
-    r = test_cli_run(args);
-    assert_int_not_equal(r.status, 0);
-    assert_non_null(strstr(r.err, "mamba"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check(args, TEST_CLI_FAILED, "mamba"), 0);
 
     snprintf(args, sizeof args, "run -m %s -p hi -c 100000", test_shared_quoted("models/stories260K.gguf"));
-    r = test_cli_run(args);
-    assert_int_not_equal(r.status, 0);
-    assert_non_null(strstr(r.err, "100000"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check(args, TEST_CLI_FAILED, "100000"), 0);
 
     snprintf(args, sizeof args, "run -m %s -p hi -n lots", test_shared_quoted("models/stories260K.gguf"));
-    r = test_cli_run(args);
-    assert_int_equal(r.status, 2);
-    assert_non_null(strstr(r.err, "--n-predict"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check(args, 2, "--n-predict"), 0);
 
-    r = test_cli_run("run -p hi");
-    assert_int_equal(r.status, 2);
-    assert_non_null(strstr(r.err, "-m"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check("run -p hi", 2, "-m"), 0);
 
-    r = test_cli_run("frobnicate");
-    assert_int_equal(r.status, 2);
-    assert_non_null(strstr(r.err, "unknown command"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check("frobnicate", 2, "unknown command"), 0);
 }
 
 static void test_help(void **state)
@@ -196,10 +174,7 @@ static void test_inspect(void **state)
     test_cli_free(&r);
 
     snprintf(args, sizeof args, "inspect %s", test_shared_quoted("golden/stories260K.jsonl"));
-    r = test_cli_run(args);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "stories260K.jsonl"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check(args, 1, "stories260K.jsonl"), 0);
 }
 
 /* `citadel template FILE --context CTX` prints a fixture's rendering byte for
@@ -273,15 +248,9 @@ static void test_plan_cli(void **state)
     assert_non_null(strstr(r.out, "break-even"));
     test_cli_free(&r);
 
-    r = test_cli_run("plan -m llama-3.1-8b -H nosuch");
-    assert_int_not_equal(r.status, 0);
-    assert_non_null(strstr(r.err, "nosuch"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check("plan -m llama-3.1-8b -H nosuch", TEST_CLI_FAILED, "nosuch"), 0);
 
-    r = test_cli_run("plan -m llama-3.1-8b -H l4 -u 2");
-    assert_int_equal(r.status, 2);
-    assert_non_null(strstr(r.err, "--utilization"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check("plan -m llama-3.1-8b -H l4 -u 2", 2, "--utilization"), 0);
 }
 
 int main(void)

@@ -18,18 +18,6 @@
 
 #include "support.h"
 
-/* Runs and checks the exit status and that `needle` is in stdout (where
- * 0) or stderr (otherwise). */
-static void expect(const char *args, int status, const char *needle)
-{
-    struct test_cli r = test_cli_run(args);
-    const char *where = status == 0 ? r.out : r.err;
-    if (r.status != status || (needle && !strstr(where, needle)))
-        fail_msg("citadel %s: exit %d (want %d)\nstdout: %s\nstderr: %s\n(wanted '%s')", args, r.status, status, r.out,
-                 r.err, needle ? needle : "");
-    test_cli_free(&r);
-}
-
 static const char *tmp(const char *name)
 {
     static char buf[4][600];
@@ -50,9 +38,9 @@ static bool exists(const char *name)
 static void test_help_and_list(void **state)
 {
     (void)state;
-    expect("synth --help", 0, "usage: citadel synth");
-    expect("quantize --help", 0, "usage: citadel quantize");
-    expect("quantize -h", 0, "Q4_K_M");
+    assert_int_equal(test_cli_check("synth --help", 0, "usage: citadel synth"), 0);
+    assert_int_equal(test_cli_check("quantize --help", 0, "usage: citadel quantize"), 0);
+    assert_int_equal(test_cli_check("quantize -h", 0, "Q4_K_M"), 0);
     struct test_cli r = test_cli_run("synth --list");
     assert_int_equal(r.status, 0);
     static const char *const models[] = {"tinyllama-1.1b", "llama-2-7b", "llama-3-8b", "mistral-7b", "qwen2.5-0.5b",
@@ -66,29 +54,29 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     char a[4096];
-    expect("synth", 2, "--model is required");
+    assert_int_equal(test_cli_check("synth", 2, "--model is required"), 0);
     snprintf(a, sizeof a, "synth -m micro -o %s", tmp("x.gguf"));
-    expect(a, 2, "--vocab is required");
+    assert_int_equal(test_cli_check(a, 2, "--vocab is required"), 0);
     snprintf(a, sizeof a, "synth -m gpt-9 -v %s -o %s", test_shared_quoted("models/stories260K.gguf"), tmp("x.gguf"));
-    expect(a, 2, "unknown model 'gpt-9' (known: tinyllama-1.1b");
+    assert_int_equal(test_cli_check(a, 2, "unknown model 'gpt-9' (known: tinyllama-1.1b"), 0);
     snprintf(a, sizeof a, "synth -m micro -v %s -o %s -q Q3_K_S", test_shared_quoted("models/stories260K.gguf"), tmp("x.gguf"));
-    expect(a, 2, "unknown type 'Q3_K_S' (choose one of Q8_0");
+    assert_int_equal(test_cli_check(a, 2, "unknown type 'Q3_K_S' (choose one of Q8_0"), 0);
     snprintf(a, sizeof a, "synth -m micro -v %s -o %s --seed -4", test_shared_quoted("models/stories260K.gguf"), tmp("x.gguf"));
-    expect(a, 2, "--seed");
+    assert_int_equal(test_cli_check(a, 2, "--seed"), 0);
     snprintf(a, sizeof a, "synth -m micro -v %s -o %s --n-layer 0", test_shared_quoted("models/stories260K.gguf"), tmp("x.gguf"));
-    expect(a, 2, "--n-layer expects a whole number from 1");
+    assert_int_equal(test_cli_check(a, 2, "--n-layer expects a whole number from 1"), 0);
     snprintf(a, sizeof a, "synth -m micro -v %s -o %s extra", test_shared_quoted("models/stories260K.gguf"), tmp("x.gguf"));
-    expect(a, 2, "unexpected argument 'extra'");
-    expect("synth --bogus", 2, "usage:");
+    assert_int_equal(test_cli_check(a, 2, "unexpected argument 'extra'"), 0);
+    assert_int_equal(test_cli_check("synth --bogus", 2, "usage:"), 0);
 
-    expect("quantize a.gguf b.gguf", 2, "expected IN.gguf OUT.gguf TYPE (got 2 arguments)");
+    assert_int_equal(test_cli_check("quantize a.gguf b.gguf", 2, "expected IN.gguf OUT.gguf TYPE (got 2 arguments)"), 0);
     snprintf(a, sizeof a, "quantize %s %s Q2_K", test_shared_quoted("models/micro-llama-f32.gguf"), tmp("x.gguf"));
-    expect(a, 2, "unknown TYPE 'Q2_K' (choose one of");
+    assert_int_equal(test_cli_check(a, 2, "unknown TYPE 'Q2_K' (choose one of"), 0);
     snprintf(a, sizeof a, "quantize %s %s Q4_0", test_shared_quoted("models/micro-llama-f32.gguf"),
              test_shared_quoted("models/micro-llama-f32.gguf"));
-    expect(a, 2, "the input is never overwritten");
+    assert_int_equal(test_cli_check(a, 2, "the input is never overwritten"), 0);
     snprintf(a, sizeof a, "quantize %s %s Q4_0 -t 0", test_shared_quoted("models/micro-llama-f32.gguf"), tmp("x.gguf"));
-    expect(a, 2, "--threads");
+    assert_int_equal(test_cli_check(a, 2, "--threads"), 0);
     assert_false(exists("x.gguf"));
 }
 
@@ -97,15 +85,15 @@ static void test_runtime_failures(void **state)
     (void)state;
     char a[4096];
     snprintf(a, sizeof a, "quantize %s %s Q4_K_M", test_shared_quoted("models/micro-llama-Q4_0.gguf"), tmp("x.gguf"));
-    expect(a, 1, "already quantized (tensor");
+    assert_int_equal(test_cli_check(a, 1, "already quantized (tensor"), 0);
     snprintf(a, sizeof a, "quantize %s %s Q4_K_M", tmp("missing.gguf"), tmp("x.gguf"));
-    expect(a, 1, "missing.gguf");
+    assert_int_equal(test_cli_check(a, 1, "missing.gguf"), 0);
     snprintf(a, sizeof a, "quantize %s %s Q8_0", test_shared_quoted("models/micro-llama-f32.gguf"), tmp("nodir/x.gguf"));
-    expect(a, 1, "nodir/x.gguf");
+    assert_int_equal(test_cli_check(a, 1, "nodir/x.gguf"), 0);
     snprintf(a, sizeof a, "synth -m micro -v %s -o %s", test_shared_quoted("golden/stories260K-free-greedy.jsonl"), tmp("x.gguf"));
-    expect(a, 1, "vocabulary");
+    assert_int_equal(test_cli_check(a, 1, "vocabulary"), 0);
     snprintf(a, sizeof a, "synth -m tinyllama-1.1b -v %s -o %s", test_shared_quoted("vocab/ggml-vocab-gpt-2.gguf"), tmp("x.gguf"));
-    expect(a, 1, "choose a vocabulary of at most 32000 tokens");
+    assert_int_equal(test_cli_check(a, 1, "choose a vocabulary of at most 32000 tokens"), 0);
     assert_false(exists("x.gguf"));
 }
 
@@ -115,7 +103,7 @@ static void test_synth_then_run(void **state)
     char a[4096];
     snprintf(a, sizeof a, "synth -m micro -v %s -q Q4_0 -o %s --seed 3", test_shared_quoted("models/stories260K.gguf"),
              tmp("s.gguf"));
-    expect(a, 0, "Q4_0");
+    assert_int_equal(test_cli_check(a, 0, "Q4_0"), 0);
     snprintf(a, sizeof a, "run -m %s -p hi -n 8", tmp("s.gguf"));
     struct test_cli r = test_cli_run(a);
     assert_int_equal(r.status, 0);
@@ -124,11 +112,11 @@ static void test_synth_then_run(void **state)
     /* a qwen2 shape with the layer count overridden, a BPE vocabulary padded */
     snprintf(a, sizeof a, "synth -m micro-qwen2 -v %s -q Q5_K_M -o %s --n-layer 3 --ctx 256",
              test_shared_quoted("models/stories260K.gguf"), tmp("q.gguf"));
-    expect(a, 0, "layer count overridden");
+    assert_int_equal(test_cli_check(a, 0, "layer count overridden"), 0);
     snprintf(a, sizeof a, "inspect %s --no-tensors", tmp("q.gguf"));
-    expect(a, 0, "3 layers");
+    assert_int_equal(test_cli_check(a, 0, "3 layers"), 0);
     snprintf(a, sizeof a, "run -m %s -p hi -n 8", tmp("q.gguf"));
-    expect(a, 0, NULL);
+    assert_int_equal(test_cli_check(a, 0, NULL), 0);
 }
 
 static void test_quantize_then_run(void **state)
@@ -150,9 +138,9 @@ static void test_quantize_then_run(void **state)
     test_cli_free(&r);
     /* BF16 keeps vectors F32 */
     snprintf(a, sizeof a, "quantize %s %s bf16", test_shared_quoted("models/micro-qwen2-f32.gguf"), tmp("b.gguf"));
-    expect(a, 0, "11 F32 16 BF16");
+    assert_int_equal(test_cli_check(a, 0, "11 F32 16 BF16"), 0);
     snprintf(a, sizeof a, "run -m %s -p hi -n 4", tmp("b.gguf"));
-    expect(a, 0, NULL);
+    assert_int_equal(test_cli_check(a, 0, NULL), 0);
 }
 
 int main(void)

@@ -526,23 +526,14 @@ static void test_cli_runtime_errors(void **state)
 {
     (void)state;
     char a[4096];
-    struct test_cli r = test_cli_run("eval -m /nonexistent/model.gguf --random-tokens 100");
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "/nonexistent/model.gguf"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check("eval -m /nonexistent/model.gguf --random-tokens 100", 1, "/nonexistent/model.gguf"), 0);
     snprintf(a, sizeof a, "eval -m %s --base /nonexistent/base.gguf --random-tokens 100",
              test_shared_quoted("models/micro-llama-Q8_0.gguf"));
-    r = test_cli_run(a);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "--base /nonexistent/base.gguf"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check(a, 1, "--base /nonexistent/base.gguf"), 0);
     snprintf(a, sizeof a, "eval -m %s -f /nonexistent/text.txt", test_shared_quoted("models/micro-llama-Q8_0.gguf"));
-    r = test_cli_run(a);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "/nonexistent/text.txt"));
-    test_cli_free(&r);
+    assert_int_equal(test_cli_check(a, 1, "/nonexistent/text.txt"), 0);
     snprintf(a, sizeof a, "eval -m %s --random-tokens 2000 -c 1024", test_shared_quoted("models/micro-llama-Q8_0.gguf"));
-    r = test_cli_run(a);
+    struct test_cli r = test_cli_run(a);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "--ctx 1024"));
     assert_non_null(strstr(r.err, "512"));
