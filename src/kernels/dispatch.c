@@ -115,12 +115,12 @@ const struct cit_kernel *cit_kernel_get(uint32_t type)
 
 /* Distinct (package, core) pairs under /sys; the online count where that
  * is unreadable. */
-unsigned cit_cpu_physical_cores(void)
+static unsigned physical_cores;
+static pthread_once_t cores_once = PTHREAD_ONCE_INIT;
+
+static void count_cores(void)
 {
     enum { MAX_CPUS = 4096 };
-    static unsigned cached;
-    if (cached)
-        return cached;
     unsigned long long *seen = calloc(MAX_CPUS, sizeof *seen);
     unsigned n = 0;
     for (unsigned cpu = 0; seen && cpu < MAX_CPUS; cpu++) {
@@ -154,6 +154,11 @@ unsigned cit_cpu_physical_cores(void)
         long online = sysconf(_SC_NPROCESSORS_ONLN);
         n = online > 0 ? (unsigned)online : 1;
     }
-    cached = n;
-    return n;
+    physical_cores = n;
+}
+
+unsigned cit_cpu_physical_cores(void)
+{
+    pthread_once(&cores_once, count_cores);
+    return physical_cores;
 }
