@@ -130,6 +130,12 @@ enum cit_status cit_decode(struct cit_context *c, const struct cit_batch_item *i
  * item asked for them; NULL otherwise. Valid until the next cit_decode. */
 const float *cit_logits(const struct cit_context *c, size_t item);
 
+/* Final hidden state (n_embd floats, after the output norm, i.e. what the
+ * output matrix multiplies) of item `item` of the last successful
+ * cit_decode, if that item asked for logits; NULL otherwise. Valid until the
+ * next cit_decode. Embeddings are pooled from these. */
+const float *cit_hidden(const struct cit_context *c, size_t item);
+
 /* Forgets positions >= pos_from of sequence seq (pos_from 0: the whole
  * sequence); the next item of seq must then have pos == pos_from. Out of
  * range seq, or pos_from beyond the sequence length, is a no-op. */

@@ -243,6 +243,13 @@ const struct cit_context_params *cit_context_params(const struct cit_context *c)
     return &c->p;
 }
 
+const float *cit_hidden(const struct cit_context *c, size_t item)
+{
+    if (!c || item >= c->n_last || c->logit_row[item] < 0)
+        return NULL;
+    return c->xn + (size_t)c->logit_row[item] * c->m->info.n_embd;
+}
+
 const float *cit_logits(const struct cit_context *c, size_t item)
 {
     if (!c || item >= c->n_last || c->logit_row[item] < 0)
