@@ -5,7 +5,7 @@
 # its package-lock.json). Idempotent: does nothing when everything is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libcmocka-dev libmicrohttpd-dev curl)
+pkgs=(build-essential cmake pkg-config libpcre2-dev libjansson-dev libcmocka-dev libmicrohttpd-dev libsodium-dev curl)
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -75,7 +75,8 @@ struct cit_gen_params {
 };
 
 enum cit_event_kind {
-    CIT_EVENT_TOKEN = 1, /* one generated token */
+    CIT_EVENT_TOKEN = 1, /* one generated token (not an end-of-generation token that
+                          * ends the request: that one only counts in n_generated) */
     CIT_EVENT_EMBEDDING, /* the pooled embedding (embedding requests) */
     CIT_EVENT_DONE,      /* the request ended normally; always the last event */
     CIT_EVENT_ERROR,     /* the request failed (message in text); always the last event */
@@ -83,7 +84,7 @@ enum cit_event_kind {
 
 enum cit_finish {
     CIT_FINISH_NONE = 0,
-    CIT_FINISH_STOP,      /* end-of-generation token or a stop string */
+    CIT_FINISH_STOP,      /* end-of-generation token or a stop string (embedding: done) */
     CIT_FINISH_LENGTH,    /* max_tokens reached, or the slot's context is full */
     CIT_FINISH_CANCELLED, /* cancelled (client gone, engine shutting down) */
 };
@@ -100,7 +101,8 @@ struct cit_event {
     size_t text_len;
     /* TOKEN only. */
     int32_t token;
-    const char *piece;  /* the token's own bytes (detokenized alone), NUL-terminated */
+    const char *piece;  /* the token's own bytes (cit_token_piece, special false: a
+                         * control token is ""), NUL-terminated */
     size_t piece_len;
     float logprob;      /* natural log, temperature-1 softmax of the raw logits; if logprobs */
     const struct cit_token_logprob *top; /* n_top entries, most likely first */

@@ -11,6 +11,7 @@
 
 static const struct cli_command commands[] = {
     {"run", "generate text from a prompt with a GGUF model", cmd_run},
+    {"serve", "serve models over an OpenAI-compatible HTTP API with continuous batching", cmd_serve},
     {"inspect", "show a GGUF file's metadata, tensors and memory needs", cmd_inspect},
     {"template", "show the exact prompt a chat template renders", cmd_template},
     {"plan", "will a model fit, how fast, and what it costs against the cloud", cmd_plan},

@@ -9,7 +9,7 @@
  * OpenAI error type, the offending field (param) and a message naming the
  * field, the value and the limit, e.g.
  *   400 invalid_request_error param "temperature":
- *   "temperature must be a number in [0, 2]; got 3.5".
+ *   "temperature must be in [0, 2]; got 3.5".
  * Unknown fields are ignored (as OpenAI does), so clients that send newer
  * fields keep working. The same table produces the parameter reference in
  * docs/api.md (srv_params_doc), so the two cannot drift apart. */
