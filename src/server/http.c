@@ -119,27 +119,32 @@ static json_t *nullable_string(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-enum MHD_Result srv_reply_error(struct srv_req *r, const struct srv_error *e)
+/* The error document of e, with one extra header when name is not NULL. */
+static enum MHD_Result reply_error_with(struct srv_req *r, const struct srv_error *e, const char *name,
+                                        const char *value)
 {
     json_t *doc = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", srv_json_text(e->message, strlen(e->message)),
                             "type", e->type ? e->type : "server_error", "param", nullable_string(e->param), "code",
                             nullable_string(e->code));
-    int status = e->status ? e->status : 500;
-    if (status == 429 || status == 503) {
-        char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-        json_decref(doc);
-        if (!text)
-            return MHD_NO;
-        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-            free(text);
-            return MHD_NO;
-        }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-        return srv_queue(r, status, resp);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    struct MHD_Response *resp = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!resp) {
+        free(text);
+        return MHD_NO;
     }
-    return srv_reply_json(r, status, doc);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (name)
+        MHD_add_response_header(resp, name, value);
+    return srv_queue(r, e->status ? e->status : 500, resp);
+}
+
+enum MHD_Result srv_reply_error(struct srv_req *r, const struct srv_error *e)
+{
+    /* Overloaded: tell clients (the openai package honours it) when to retry. */
+    if (e->status == 429 || e->status == 503)
+        return reply_error_with(r, e, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    return reply_error_with(r, e, NULL, NULL);
 }
 
 bool srv_client_gone(struct MHD_Connection *conn)
@@ -209,6 +214,20 @@ static bool authorized(const struct srv *s, struct MHD_Connection *conn)
     return n == k && sodium_memcmp(h, s->cfg.api_key, k) == 0;
 }
 
+/* 405 with the Allow header listing the path's methods. */
+static enum MHD_Result reply_not_allowed(struct srv_req *r, const char *url, const char *method)
+{
+    char allow[64] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < N_ROUTES; i++)
+        if (strcmp(ROUTES[i].path, url) == 0 && k < sizeof allow)
+            k += (size_t)snprintf(allow + k, sizeof allow - k, "%s%s", k ? ", " : "", ROUTES[i].method);
+    struct srv_error e;
+    srv_fail(&e, 405, "invalid_request_error", "", "method_not_allowed", "%.16s is not allowed on %.200s; use %s",
+             method, url, allow);
+    return reply_error_with(r, &e, MHD_HTTP_HEADER_ALLOW, allow);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -226,8 +245,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->route = find_route(url, method, &path_known);
         if (!r->route) {
             if (path_known)
-                return reply_simple_error(r, 405, "invalid_request_error", "method_not_allowed",
-                                          "%.16s is not allowed on %.200s", method, url);
+                return reply_not_allowed(r, url, method);
             return reply_simple_error(r, 404, "invalid_request_error", "not_found", "no route %.16s %.200s",
                                       method, url);
         }

@@ -198,8 +198,11 @@ bool srv_json_parse(const char *body, size_t len, size_t max_bytes, json_t **out
             text[i] = (je.text[i] >= 0x20 && je.text[i] < 0x7f) ? je.text[i] : '?';
         text[tl] = '\0';
         bool dup = json_error_code(&je) == json_error_duplicate_key;
+        bool utf8 = json_error_code(&je) == json_error_invalid_utf8 || strstr(text, "decode byte") != NULL;
         return srv_fail(e, 400, INVALID, "", dup ? "duplicate_key" : "invalid_json",
-                        "invalid JSON at line %d, column %d (byte %d): %s", je.line, je.column, je.position, text);
+                        "%s at line %d, column %d (byte %d): %s",
+                        utf8 ? "invalid JSON: the body is not valid UTF-8" : "invalid JSON", je.line, je.column,
+                        je.position, text);
     }
     if (!json_is_object(j)) {
         const char *t = type_str(j);
