@@ -4,8 +4,9 @@
  * (GET /health answers 503 until they are ready), creates one engine per
  * model (citadel/engine.h) and serves until SIGTERM or SIGINT. Then it stops
  * accepting connections, lets in-flight requests finish for up to
- * drain_timeout_s seconds, cancels what is left (clients get a clean end:
- * finish_reason "cancelled" or an SSE error event) and returns 0. */
+ * drain_timeout_s seconds, cancels what is left (clients get a clean end: a
+ * 503 "cancelled" error, or an SSE error event ending the stream) and
+ * returns 0. */
 #ifndef CITADEL_SERVER_SERVER_H
 #define CITADEL_SERVER_SERVER_H
 
