@@ -32,14 +32,15 @@
 #include "server/json_out.h"
 
 static const struct srv_route ROUTES[] = {
-    {"POST", "/v1/chat/completions", srv_handle_chat, true},
-    {"POST", "/v1/completions", srv_handle_completion, true},
-    {"POST", "/v1/embeddings", srv_handle_embeddings, true},
-    {"GET", "/v1/models", srv_handle_models, false},
-    {"POST", "/tokenize", srv_handle_tokenize, true},
-    {"POST", "/detokenize", srv_handle_detokenize, true},
-    {"GET", "/health", srv_handle_health, false},
-    {"GET", "/metrics", srv_handle_metrics, false},
+    /* method, path, handler, body limit */
+    {"POST", "/v1/chat/completions", srv_handle_chat, SRV_BODY_CONFIG},
+    {"POST", "/v1/completions", srv_handle_completion, SRV_BODY_CONFIG},
+    {"POST", "/v1/embeddings", srv_handle_embeddings, SRV_BODY_CONFIG},
+    {"GET", "/v1/models", srv_handle_models, 0},
+    {"POST", "/tokenize", srv_handle_tokenize, SRV_BODY_CONFIG},
+    {"POST", "/detokenize", srv_handle_detokenize, (size_t)1 << 20}, /* token ids only */
+    {"GET", "/health", srv_handle_health, 0},
+    {"GET", "/metrics", srv_handle_metrics, 0},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -176,6 +177,13 @@ struct srv_model *srv_find_model(struct srv *s, const char *name, struct srv_err
 
 /* ---- the access handler ---- */
 
+/* The body limit of r's route, in bytes (0: no body). */
+static size_t body_limit(const struct srv_req *r)
+{
+    size_t lim = r->route->body_limit;
+    return lim == SRV_BODY_CONFIG ? r->srv->cfg.max_body : lim;
+}
+
 static const struct srv_route *find_route(const char *url, const char *method, bool *path_known)
 {
     *path_known = false;
@@ -250,14 +258,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                       method, url);
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && r->route->json_body) {
+        if (cl && body_limit(r)) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno == 0 && *end == '\0' && n > s->cfg.max_body)
+            if (errno == 0 && *end == '\0' && n > body_limit(r))
                 return reply_simple_error(r, 413, "invalid_request_error", "request_too_large",
-                                          "request body is %llu bytes; the limit is %zu (--max-body)", n,
-                                          s->cfg.max_body);
+                                          "request body is %llu bytes; the limit for %s is %zu", n,
+                                          r->route->path, body_limit(r));
         }
         return MHD_YES;
     }
@@ -266,9 +274,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->too_large || !r->route->json_body)
+        if (r->too_large || !body_limit(r))
             return MHD_YES;
-        if (n > s->cfg.max_body - r->body_len) {
+        if (n > body_limit(r) - r->body_len) {
             r->too_large = true;
             return MHD_YES;
         }
@@ -293,7 +301,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   "missing or wrong API key: send the header \"Authorization: Bearer KEY\"");
     if (r->too_large)
         return reply_simple_error(r, 413, "invalid_request_error", "request_too_large",
-                                  "request body is over the limit of %zu bytes (--max-body)", s->cfg.max_body);
+                                  "request body is over the limit of %zu bytes for %s", body_limit(r),
+                                  r->route->path);
     int state = atomic_load(&s->state);
     bool needs_model = strcmp(r->route->path, "/health") != 0 && strcmp(r->route->path, "/metrics") != 0;
     if (needs_model && state == SRV_LOADING)
@@ -301,9 +310,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (needs_model && state == SRV_DRAINING)
         return reply_simple_error(r, 503, "server_error", "shutting_down", "the server is shutting down");
     json_t *body = NULL;
-    if (r->route->json_body) {
+    if (body_limit(r)) {
         struct srv_error e = {0};
-        if (!srv_json_parse(r->body ? r->body : "", r->body_len, s->cfg.max_body, &body, &e))
+        if (!srv_json_parse(r->body ? r->body : "", r->body_len, body_limit(r), &body, &e))
             return srv_reply_error(r, &e);
     }
     enum MHD_Result ret = r->route->handler(r, body);

@@ -61,13 +61,16 @@ struct srv_req {
     bool counted_in_flight;
 };
 
+#define SRV_BODY_CONFIG SIZE_MAX
+
 typedef enum MHD_Result (*srv_handler)(struct srv_req *r, json_t *body);
 
 struct srv_route {
     const char *method;
     const char *path;
     srv_handler handler;
-    bool json_body;  /* the body is parsed (and size-limited) before the handler runs */
+    size_t body_limit; /* 0: no body (any is discarded); SRV_BODY_CONFIG: --max-body; else bytes.
+                        * A body is a JSON object, parsed before the handler runs. */
 };
 
 /* Monotonic clock, seconds. */

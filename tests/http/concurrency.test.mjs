@@ -179,14 +179,19 @@ describe('client going away', () => {
   });
 
   test('aborting a non-streamed request also frees its slot', { timeout: 60000 }, async () => {
+    const generated = async () => metric(await getMetrics(srv.url), 'citadel_generated_tokens_total', { model: MODEL });
+    const before = await generated();
     const ac = new AbortController();
     const p = srv.client.completions.create(
-      { model: MODEL, prompt: 'Once upon a time', max_tokens: 480, temperature: 1, seed: 9, ignore_eos: true },
+      { model: MODEL, prompt: 'Once upon a time', max_tokens: 2000, temperature: 1, seed: 9, ignore_eos: true },
       { signal: ac.signal },
     );
     setTimeout(() => ac.abort(), 20);
     await assert.rejects(p);
     assert.equal(await waitIdle(srv.url), 0);
+    // cancelled while generating, not run to its 2000 tokens
+    const spent = (await generated()) - before;
+    assert.ok(spent < 2000, `the aborted request still generated ${spent} tokens`);
     const r = await srv.client.completions.create({ model: MODEL, prompt: 'Hi', max_tokens: 2, temperature: 0 });
     assert.equal(r.choices.length, 1);
   });
