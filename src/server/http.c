@@ -276,23 +276,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         if (r->too_large || !body_limit(r))
             return MHD_YES;
-        if (n > body_limit(r) - r->body_len) {
+        if (n > body_limit(r) - r->body.len) {
             r->too_large = true;
             return MHD_YES;
         }
-        if (r->body_len + n + 1 > r->body_cap) {
-            size_t cap = r->body_cap ? r->body_cap : 4096;
-            while (cap < r->body_len + n + 1)
-                cap *= 2;
-            char *b = realloc(r->body, cap);
-            if (!b)
-                return MHD_NO;
-            r->body = b;
-            r->body_cap = cap;
-        }
-        memcpy(r->body + r->body_len, upload, n);
-        r->body_len += n;
-        r->body[r->body_len] = '\0';
+        if (!srv_buf_add(&r->body, upload, n))
+            return MHD_NO;
         return MHD_YES;
     }
     /* The whole request is in. */
@@ -312,7 +301,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     json_t *body = NULL;
     if (body_limit(r)) {
         struct srv_error e = {0};
-        if (!srv_json_parse(r->body ? r->body : "", r->body_len, body_limit(r), &body, &e))
+        if (!srv_json_parse(r->body.data ? r->body.data : "", r->body.len, body_limit(r), &body, &e))
             return srv_reply_error(r, &e);
     }
     enum MHD_Result ret = r->route->handler(r, body);
@@ -327,7 +316,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     srv_metrics_request(s->metrics, r->route ? r->route->path : "other", r->status ? r->status : 499);
-    free(r->body);
+    free(r->body.data);
     free(r);
     *con_cls = NULL;
 }

@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "citadel/engine.h"
+#include "server/json_out.h"
 #include "server/metrics.h"
 #include "server/params.h"
 #include "server/server.h"
@@ -53,8 +54,7 @@ struct srv_req {
     struct srv *srv;
     struct MHD_Connection *conn;
     const struct srv_route *route;
-    char *body;              /* (body_len + 1) bytes, NUL-terminated */
-    size_t body_len, body_cap;
+    struct srv_buf body;     /* the request body as it arrives */
     bool too_large;
     double t_start;          /* monotonic seconds at the first byte */
     int status;              /* the status answered (for metrics) */
