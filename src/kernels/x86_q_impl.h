@@ -23,6 +23,10 @@
  * next block's rows while this block runs (nothing else asks for them
  * early, and with 1-2 KiB rows they are a third to a half of the bytes).
  *
+ * few tokens (Q4_0 with VNNI, XQ_IL_MIN <= n_tokens < XQ_SMALL), lanes =
+ * 16 weight rows with the rows transposed in registers, so nothing is
+ * reduced across lanes: see xq_decode_il.
+ *
  * tiled (n_tokens >= XQ_SMALL), lanes = 16 tokens: XQ_R weight rows are
  * unpacked (a chunk of blocks at a time) to signed codes in a small
  * scratch with -128 * (block sum) as the starting integer; then per 4-byte
@@ -392,6 +396,109 @@ XQ_INLINE void xq_tiled(const void *w, size_t row_bytes, size_t n_in, size_t r0,
     }
 }
 
+#if XQ_VNNI
+/* Q4_0 for a few tokens (XQ_IL_MIN .. XQ_SMALL - 1), lanes = 16 weight rows
+ * with no horizontal reduction: each block's 16 rows are transposed in
+ * registers so that vector g holds dword g of the block's codes for every
+ * row (lane = row); one vpdpbusd with a broadcast activation dword then
+ * adds 4 products to each row's own lane, and 8 of them (4 dwords x low
+ * and high nibbles) give each row's exact block integer, started at
+ * -8 * (block sum of the activation codes). The rows' block loads, the
+ * transpose and the nibble split are done once per block for up to
+ * XQ_IL_T tokens, which is what makes this cheaper than the decode path's
+ * per-token reductions once there are several tokens. Float work per
+ * block as the reference: sum += (float)sumi * (d_w * d_a). */
+#define XQ_IL_MIN 4
+#define XQ_IL_T 8 /* tokens per pass, <= 8 (measured: one pass of 8 beats two of 4) */
+
+XQ_INLINE void xq_decode_il(const void *w, size_t row_bytes, size_t n_in, size_t rb, size_t r1, const void *act,
+                            size_t tok0, float *y, size_t ldy, const int NT)
+{
+    const size_t nb = n_in / CIT_QK;
+    const size_t nr = r1 - rb < 16 ? r1 - rb : 16;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const unsigned char *rows[16];
+    int32_t off[16];
+    for (size_t i = 0; i < 16; i++) {
+        rows[i] = (const unsigned char *)w + (rb + (i < nr ? i : nr - 1)) * row_bytes;
+        off[i] = (int32_t)(rows[i] - rows[0]); /* < 16 rows of a matrix: fits */
+    }
+    const __m512i voff = _mm512_loadu_si512(off);
+    const int8_t *codes[8];
+    const float *da[8];
+    const int32_t *asum[8];
+    __m512 facc[8];
+    for (int t = 0; t < NT; t++) {
+        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
+        da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
+        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
+        facc[t] = _mm512_setzero_ps();
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const size_t bo = b * 18;
+        if ((b & 3) == 0)
+            for (int i = 0; i < 16; i++)
+                _mm_prefetch((const char *)rows[i] + bo + XQ_PF_DIST, _MM_HINT_T0);
+        /* A[q] lane l = the 16 code bytes of row q + 4l */
+        __m512i A[4];
+        for (int q = 0; q < 4; q++) {
+            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(rows[q] + bo + 2)));
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rows[q + 4] + bo + 2)), 1);
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rows[q + 8] + bo + 2)), 2);
+            A[q] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rows[q + 12] + bo + 2)), 3);
+        }
+        /* 4x4 dword transpose in each 128-bit lane: T[g] dword 4l + q = dword g of row 4l + q */
+        __m512i t0 = _mm512_unpacklo_epi32(A[0], A[1]), t1 = _mm512_unpackhi_epi32(A[0], A[1]);
+        __m512i t2 = _mm512_unpacklo_epi32(A[2], A[3]), t3 = _mm512_unpackhi_epi32(A[2], A[3]);
+        __m512i T[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
+                        _mm512_unpackhi_epi64(t1, t3)};
+        __m512i lo[4], hi[4];
+        for (int g = 0; g < 4; g++) {
+            lo[g] = _mm512_and_si512(T[g], m4);
+            hi[g] = _mm512_and_si512(_mm512_srli_epi16(T[g], 4), m4);
+        }
+        /* the 16 half scales (the block's first 2 bytes; the gather reads 4, all inside the block) */
+        __m512i dd = _mm512_i32gather_epi32(voff, (const void *)(rows[0] + bo), 1);
+        __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        const size_t co = b / 4 * 128 + (b % 4) * 16;
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            const int8_t *a = codes[t] + co;
+            __m512i acc = _mm512_set1_epi32(-8 * asum[t][b]);
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                int32_t al, ah;
+                memcpy(&al, a + 4 * g, 4);
+                memcpy(&ah, a + 64 + 4 * g, 4);
+                acc = _mm512_dpbusd_epi32(acc, lo[g], _mm512_set1_epi32(al));
+                acc = _mm512_dpbusd_epi32(acc, hi[g], _mm512_set1_epi32(ah));
+            }
+            __m512 sc = XQ_MUL(dw, _mm512_set1_ps(da[t][b]));
+            facc[t] = XQ_ADD(facc[t], XQ_MUL(_mm512_cvtepi32_ps(acc), sc));
+        }
+    }
+    __mmask16 mask = (__mmask16)((1u << nr) - 1);
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(y + (tok0 + (size_t)t) * ldy + rb, mask, facc[t]);
+}
+
+/* Tokens [t0, t0 + n), 1 <= n <= 8, over one 16-row block. */
+static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t rb, size_t r1, const void *act,
+                           size_t t0, float *y, size_t ldy, size_t n)
+{
+    switch (n) {
+    case 8: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 8); break;
+    case 7: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 7); break;
+    case 6: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 6); break;
+    case 5: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 5); break;
+    case 4: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 4); break;
+    case 3: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 3); break;
+    case 2: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 2); break;
+    default: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1); break;
+    }
+}
+#endif
+
 /* ---- the kernels ---- */
 
 XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
@@ -401,6 +508,19 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
         xq_tiled(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4, q4 ? 1 : XQ_Q8_ESZ);
         return;
     }
+#if XQ_VNNI
+    if (q4 && n_tokens >= XQ_IL_MIN) {
+        /* passes of at most XQ_IL_T tokens, as even as possible */
+        const size_t passes = (n_tokens + XQ_IL_T - 1) / XQ_IL_T;
+        for (size_t rb = r0; rb < r1; rb += 16)
+            for (size_t p = 0, t0 = 0; p < passes; p++) {
+                size_t n = (n_tokens - t0) / (passes - p);
+                xq_decode_il_n(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, n);
+                t0 += n;
+            }
+        return;
+    }
+#endif
     /* decode: each 16-row block once from memory, for up to XQ_DEC_T tokens at a time */
     for (size_t rb = r0; rb < r1; rb += 16) {
         /* the next block's row heads are prefetched during the first pass */
