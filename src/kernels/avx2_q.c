@@ -276,11 +276,11 @@ static_assert(XQ_DEC_T == 3, "the decode dispatch above instantiates 1 to 3 toke
 
 static bool x2_q4_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
 {
-    return xq_act_bytes(n_in, n_tokens, 1, bytes);
+    return xq_act_bytes(n_in, n_tokens, 1, XQ_SMALL, bytes);
 }
 static void x2_q4_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
 {
-    xq_pack(x, n_in, n_tokens, t0, t1, act, true, 1);
+    xq_pack(x, n_in, n_tokens, t0, t1, act, true, 1, XQ_SMALL);
 }
 static void x2_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy)
@@ -289,11 +289,11 @@ static void x2_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
 }
 static bool x2_q8_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
 {
-    return xq_act_bytes(n_in, n_tokens, 2, bytes);
+    return xq_act_bytes(n_in, n_tokens, 2, XQ_SMALL, bytes);
 }
 static void x2_q8_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
 {
-    xq_pack(x, n_in, n_tokens, t0, t1, act, false, 2);
+    xq_pack(x, n_in, n_tokens, t0, t1, act, false, 2, XQ_SMALL);
 }
 static void x2_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy)

@@ -37,6 +37,7 @@
 #include "tensor/quants.h"
 
 #define XQ_SMALL 12  /* token counts below this take the decode path */
+#define XQ_SMALL_IL 17 /* the same for the few-token Q4_0 path (VNNI): up to 16 tokens */
 #define XQ_DEC_T 3   /* tokens per pass of the decode kernels over a block of rows */
 #define XQ_GROUP 16  /* tokens per group of the tiled format (= pack_group) */
 
@@ -62,14 +63,16 @@ static inline const int32_t *xq_dec_asum(const void *act, size_t n_in, size_t t)
 static inline size_t xq_blk_stride(int esz) { return (size_t)512 * (size_t)esz + 64; }
 static inline size_t xq_group_bytes(size_t n_in, int esz) { return n_in / CIT_QK * xq_blk_stride(esz); }
 
-static inline bool xq_act_bytes(uint64_t n_in, uint64_t n_tokens, int esz, uint64_t *bytes)
+/* small: the kernel's threshold, below which the decode format is used
+ * (XQ_SMALL, or XQ_SMALL_IL for the few-token Q4_0 path). */
+static inline bool xq_act_bytes(uint64_t n_in, uint64_t n_tokens, int esz, size_t small, uint64_t *bytes)
 {
     if (n_in > (uint64_t)1 << 40 || n_tokens > (uint64_t)1 << 40)
         return false;
-    if (n_tokens < XQ_SMALL)
+    if (n_tokens < small)
         return cit_mul_u64(xq_dec_token_bytes((size_t)n_in), n_tokens, bytes);
-    /* never less than the decode format of XQ_SMALL - 1 tokens: non-decreasing in n_tokens */
-    uint64_t groups = (n_tokens + XQ_GROUP - 1) / XQ_GROUP, floor = xq_dec_token_bytes((size_t)n_in) * (XQ_SMALL - 1);
+    /* never less than the decode format of small - 1 tokens: non-decreasing in n_tokens */
+    uint64_t groups = (n_tokens + XQ_GROUP - 1) / XQ_GROUP, floor = xq_dec_token_bytes((size_t)n_in) * (small - 1);
     if (!cit_mul_u64(xq_group_bytes((size_t)n_in, esz), groups, bytes))
         return false;
     if (*bytes < floor)
@@ -130,12 +133,13 @@ static inline float xq_quant_block(const float *x, int8_t q[CIT_QK], int32_t *su
     return cit_fp16_to_fp32(cit_fp32_to_fp16(d));
 }
 
-/* Packs tokens [t0, t1) of x. split: Q4_0 decode order; esz: tiled form. */
+/* Packs tokens [t0, t1) of x. split: Q4_0 decode order; esz: tiled form;
+ * small: as in xq_act_bytes. */
 static inline void xq_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act,
-                           bool split, int esz)
+                           bool split, int esz, size_t small)
 {
     size_t nb = n_in / CIT_QK;
-    if (n_tokens < XQ_SMALL) {
+    if (n_tokens < small) {
         size_t nch = xq_chunks(n_in);
         for (size_t t = t0; t < t1; t++) {
             int8_t *codes = (int8_t *)xq_dec_codes(act, n_in, t);

@@ -23,7 +23,7 @@
  * next block's rows while this block runs (nothing else asks for them
  * early, and with 1-2 KiB rows they are a third to a half of the bytes).
  *
- * few tokens (Q4_0 with VNNI, XQ_IL_MIN <= n_tokens < XQ_SMALL), lanes =
+ * few tokens (Q4_0 with VNNI, XQ_IL_MIN <= n_tokens < XQ_SMALL_IL), lanes =
  * 16 weight rows with the rows transposed in registers, so nothing is
  * reduced across lanes: see xq_decode_il.
  *
@@ -397,7 +397,7 @@ XQ_INLINE void xq_tiled(const void *w, size_t row_bytes, size_t n_in, size_t r0,
 }
 
 #if XQ_VNNI
-/* Q4_0 for a few tokens (XQ_IL_MIN .. XQ_SMALL - 1), lanes = 16 weight rows
+/* Q4_0 for a few tokens (XQ_IL_MIN .. XQ_SMALL_IL - 1), lanes = 16 weight rows
  * with no horizontal reduction: each block's 16 rows are transposed in
  * registers so that vector g holds dword g of the block's codes for every
  * row (lane = row); one vpdpbusd with a broadcast activation dword then
@@ -409,6 +409,7 @@ XQ_INLINE void xq_tiled(const void *w, size_t row_bytes, size_t n_in, size_t r0,
  * per-token reductions once there are several tokens. Float work per
  * block as the reference: sum += (float)sumi * (d_w * d_a). */
 #define XQ_IL_MIN 4
+#define XQ_Q4_SMALL XQ_SMALL_IL /* Q4_0 stays in the decode format up to 16 tokens */
 #define XQ_IL_T 8 /* tokens per pass, <= 8 (measured: one pass of 8 beats two of 4) */
 
 XQ_INLINE void xq_decode_il(const void *w, size_t row_bytes, size_t n_in, size_t rb, size_t r1, const void *act,
@@ -499,6 +500,8 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
     default: xq_decode_il(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1); break;
     }
 }
+#else
+#define XQ_Q4_SMALL XQ_SMALL
 #endif
 
 /* ---- the kernels ---- */
@@ -506,7 +509,7 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
 XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy, const int q4)
 {
-    if (n_tokens >= XQ_SMALL) {
+    if (n_tokens >= (q4 ? XQ_Q4_SMALL : XQ_SMALL)) {
         xq_tiled(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4, q4 ? 1 : XQ_Q8_ESZ);
         return;
     }
@@ -544,11 +547,11 @@ static_assert(XQ_DEC_T == 3, "the decode dispatch above instantiates 1 to 3 toke
 
 static bool xq_q4_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
 {
-    return xq_act_bytes(n_in, n_tokens, 1, bytes);
+    return xq_act_bytes(n_in, n_tokens, 1, XQ_Q4_SMALL, bytes);
 }
 static void xq_q4_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
 {
-    xq_pack(x, n_in, n_tokens, t0, t1, act, true, 1);
+    xq_pack(x, n_in, n_tokens, t0, t1, act, true, 1, XQ_Q4_SMALL);
 }
 static void xq_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy)
@@ -557,11 +560,11 @@ static void xq_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
 }
 static bool xq_q8_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
 {
-    return xq_act_bytes(n_in, n_tokens, XQ_Q8_ESZ, bytes);
+    return xq_act_bytes(n_in, n_tokens, XQ_Q8_ESZ, XQ_SMALL, bytes);
 }
 static void xq_q8_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
 {
-    xq_pack(x, n_in, n_tokens, t0, t1, act, false, XQ_Q8_ESZ);
+    xq_pack(x, n_in, n_tokens, t0, t1, act, false, XQ_Q8_ESZ, XQ_SMALL);
 }
 static void xq_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy)
