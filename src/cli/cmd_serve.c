@@ -30,6 +30,7 @@ static void usage(FILE *f)
             "      --idle-timeout SEC    close connections silent this long (default 60)\n"
             "      --drain-timeout SEC   on SIGTERM, how long in-flight requests may finish (default 30)\n"
             "      --max-connections N   open connections at most (default 256)\n"
+            "      --max-connections-per-ip N  open connections from one client address (default 64; 0 = no cap)\n"
             "      --api-key KEY         require \"Authorization: Bearer KEY\" on every route but /health\n"
             "                            (default: $CITADEL_API_KEY when set, else no key)\n"
             "      --list-params         print the request parameter table (Markdown) and exit\n"
@@ -42,7 +43,7 @@ static void usage(FILE *f)
 
 int cmd_serve(int argc, char **argv)
 {
-    enum { O_HOST = 256, O_PORT, O_SLOTS, O_BATCH, O_QUEUE, O_BODY, O_IDLE, O_DRAIN, O_CONN, O_LIST, O_KEY };
+    enum { O_HOST = 256, O_PORT, O_SLOTS, O_BATCH, O_QUEUE, O_BODY, O_IDLE, O_DRAIN, O_CONN, O_LIST, O_KEY, O_CONNIP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'}, {"alias", required_argument, NULL, 'a'},
         {"host", required_argument, NULL, O_HOST}, {"port", required_argument, NULL, O_PORT},
@@ -52,6 +53,7 @@ int cmd_serve(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, O_IDLE}, {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"max-connections", required_argument, NULL, O_CONN}, {"list-params", no_argument, NULL, O_LIST},
         {"api-key", required_argument, NULL, O_KEY},
+        {"max-connections-per-ip", required_argument, NULL, O_CONNIP},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     struct srv_config cfg;
     srv_config_default(&cfg);
@@ -86,6 +88,7 @@ int cmd_serve(int argc, char **argv)
         case O_DRAIN: if (!arg_int("--drain-timeout", optarg, 0, 86400, &v)) return 2; cfg.drain_timeout_s = (unsigned)v; break;
         case O_CONN: if (!arg_int("--max-connections", optarg, 1, 65536, &v)) return 2; cfg.max_connections = (unsigned)v; break;
         case O_KEY: cfg.api_key = optarg; break;
+        case O_CONNIP: if (!arg_int("--max-connections-per-ip", optarg, 0, 65536, &v)) return 2; cfg.max_connections_per_ip = (unsigned)v; break;
         case O_LIST: srv_params_doc(stdout); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

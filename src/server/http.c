@@ -4,8 +4,13 @@
  *
  * libmicrohttpd runs one thread per connection, so a handler may block on
  * its request's engine channel; the engines do the batching. Connections
- * are capped (max_connections) and closed after idle_timeout_s of silence,
- * which is what protects the threads from slow or idle clients. */
+ * are capped (max_connections, and max_connections_per_ip per client
+ * address) and closed after idle_timeout_s without a byte in either
+ * direction, which is what protects the threads from slow or idle clients.
+ * libmicrohttpd 0.9.75 has no absolute deadline for a request's headers: a
+ * client that sends a byte every idle_timeout_s - 1 seconds holds its
+ * connection, and the caps bound how many such connections one address or
+ * all of them can hold. */
 #include "server/http.h"
 
 #include <arpa/inet.h>
@@ -54,6 +59,7 @@ void srv_config_default(struct srv_config *c)
     c->idle_timeout_s = 60;
     c->drain_timeout_s = 30;
     c->max_connections = 256;
+    c->max_connections_per_ip = 64;
     c->log = stderr;
 }
 
@@ -432,6 +438,7 @@ static struct MHD_Daemon *start_daemon(struct srv *s, char *err, size_t errlen)
         flags, s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections_per_ip,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!d)
         snprintf(err, errlen, "cannot listen on %s port %u: %s (is another server using it? try --port 0)",

@@ -33,6 +33,7 @@ struct srv_config {
     unsigned idle_timeout_s; /* a connection silent this long is closed (slow clients) */
     unsigned drain_timeout_s;
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0: no cap per client address */
     const char *api_key;     /* NULL: none; else every route but /health needs "Authorization: Bearer KEY" */
     FILE *log;               /* where the listening line and errors go (stderr) */
 };
