@@ -107,9 +107,10 @@ enum MHD_Result srv_reply_json(struct srv_req *r, int status, json_t *doc)
 {
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    if (!text)
-        return srv_reply_text(r, 500, "application/json",
-                              "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}", 62);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}";
+        return srv_reply_text(r, 500, "application/json", oom, sizeof oom - 1);
+    }
     size_t len = strlen(text);
     text[len] = '\0';
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
@@ -178,6 +179,23 @@ struct srv_model *srv_find_model(struct srv *s, const char *name, struct srv_err
         k += (size_t)snprintf(known + k, sizeof known - k, "%s%s", i ? ", " : "", s->models[i].id);
     srv_fail(e, 404, "invalid_request_error", "model", "model_not_found",
              "The model '%.200s' does not exist; this server has: %s", name, known);
+    return NULL;
+}
+
+struct srv_model *srv_parse_request(struct srv_req *r, const json_t *body, enum srv_endpoint ep,
+                                    struct srv_request *q, struct srv_error *e)
+{
+    /* The model first: its vocabulary bounds the token ids the table checks. */
+    const json_t *jm = json_object_get(body, "model");
+    if (jm && !json_is_string(jm) && !json_is_null(jm)) {
+        srv_fail(e, 400, "invalid_request_error", "model", "invalid_type", "model must be a string");
+        srv_request_clear(q);
+        return NULL;
+    }
+    struct srv_model *sm = srv_find_model(r->srv, json_is_string(jm) ? json_string_value(jm) : "", e);
+    if (sm && srv_params_parse(ep, body, sm->n_vocab, q, e))
+        return sm;
+    srv_request_clear(q);
     return NULL;
 }
 

@@ -93,6 +93,12 @@ bool srv_client_gone(struct MHD_Connection *conn);
  * and e filled (404 model_not_found) when unknown. */
 struct srv_model *srv_find_model(struct srv *s, const char *name, struct srv_error *e);
 
+/* The model a request body names, and the body validated against the
+ * parameter table for endpoint ep into q. NULL with e filled (and q
+ * cleared) on the first problem. */
+struct srv_model *srv_parse_request(struct srv_req *r, const json_t *body, enum srv_endpoint ep,
+                                    struct srv_request *q, struct srv_error *e);
+
 /* A fresh random hex id with prefix ("chatcmpl-", "cmpl-"), into buf. */
 void srv_make_id(char *buf, size_t cap, const char *prefix);
 

@@ -132,11 +132,6 @@ static bool chat_prompt(struct srv_model *sm, const json_t *messages, int32_t **
 
 /* ---- events ---- */
 
-static double now_wall(void)
-{
-    return (double)time(NULL);
-}
-
 static const char *finish_name(enum cit_finish f)
 {
     return f == CIT_FINISH_LENGTH ? "length" : "stop";
@@ -468,12 +463,13 @@ static enum MHD_Result answer_stream(struct srv_req *r, struct gen *g)
 
 /* ---- the handlers ---- */
 
-static bool random_seed(uint64_t *seed)
+/* Fresh randomness for a request that gives no seed. */
+static uint64_t random_seed(void)
 {
-    if (getrandom(seed, sizeof *seed, 0) == (ssize_t)sizeof *seed)
-        return true;
-    *seed = (uint64_t)(srv_now() * 1e9);
-    return true;
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)(srv_now() * 1e9);
+    return seed;
 }
 
 static bool submit_error(enum cit_status st, const char *msg, struct srv_error *e)
@@ -496,11 +492,8 @@ static enum MHD_Result generate(struct srv_req *r, json_t *body, bool chat)
     int32_t *ids = NULL;
     size_t n_ids = 0;
     struct gen *g = NULL;
-    const json_t *jm = json_object_get(body, "model");
-    struct srv_model *sm = srv_find_model(s, json_is_string(jm) ? json_string_value(jm) : "", &e);
+    struct srv_model *sm = srv_parse_request(r, body, chat ? SRV_EP_CHAT : SRV_EP_COMPLETION, &q, &e);
     if (!sm)
-        goto fail;
-    if (!srv_params_parse(chat ? SRV_EP_CHAT : SRV_EP_COMPLETION, body, sm->n_vocab, &q, &e))
         goto fail;
     if (chat) {
         if (!chat_prompt(sm, q.messages, &ids, &n_ids, &e))
@@ -512,16 +505,15 @@ static enum MHD_Result generate(struct srv_req *r, json_t *body, bool chat)
     } else if (!tokenize_text(sm, q.text, q.text_len, "prompt", &ids, &n_ids, &e)) {
         goto fail;
     }
-    uint64_t max_tokens = q.max_tokens;
-    if (max_tokens == 0)
-        max_tokens = n_ids < sm->n_ctx ? sm->n_ctx - n_ids : 0;
+    /* unset (chat): the rest of the slot's context */
+    uint64_t max_tokens = q.max_tokens ? q.max_tokens : (n_ids < sm->n_ctx ? sm->n_ctx - n_ids : 0);
     if (max_tokens == 0 || n_ids + max_tokens > sm->n_ctx) {
-        srv_fail(&e, 400, "invalid_request_error", chat ? "messages" : "prompt", "context_length_exceeded",
+        const char *what = chat ? "messages" : "prompt";
+        srv_fail(&e, 400, "invalid_request_error", what, "context_length_exceeded",
                  "This model's maximum context length is %u tokens. However, you requested %llu tokens (%zu in "
                  "the %s, %llu in the completion). Please reduce the length of the %s or completion.",
-                 sm->n_ctx, (unsigned long long)(n_ids + (q.max_tokens ? q.max_tokens : 1)), n_ids,
-                 chat ? "messages" : "prompt", (unsigned long long)(q.max_tokens ? q.max_tokens : 1),
-                 chat ? "messages" : "prompt");
+                 sm->n_ctx, (unsigned long long)(n_ids + (max_tokens ? max_tokens : 1)), n_ids, what,
+                 (unsigned long long)(max_tokens ? max_tokens : 1), what);
         goto fail;
     }
     g = calloc(1, sizeof *g);
@@ -538,7 +530,7 @@ static enum MHD_Result generate(struct srv_req *r, json_t *body, bool chat)
     g->logprobs = q.logprobs;
     g->top = q.top_logprobs;
     g->echo = !chat && q.echo;
-    g->created = (long)now_wall();
+    g->created = (long)time(NULL);
     g->t_start = r->t_start;
     g->conn = r->conn;
     srv_make_id(g->id, sizeof g->id, chat ? "chatcmpl-" : "cmpl-");
@@ -551,9 +543,7 @@ static enum MHD_Result generate(struct srv_req *r, json_t *body, bool chat)
                 CIT_OK)
             g->echo_len = 0;
     }
-    uint64_t seed = q.sampling.seed;
-    if (!q.seed_given)
-        random_seed(&seed);
+    uint64_t seed = q.seed_given ? q.sampling.seed : random_seed();
     struct cit_gen_params gp = {.prompt = ids, .n_prompt = n_ids, .max_tokens = (uint32_t)max_tokens,
                                 .sampling = q.sampling, .stop = q.stop, .n_stop = q.n_stop,
                                 .logprobs = q.logprobs, .top_logprobs = q.top_logprobs,

@@ -105,21 +105,6 @@ static const char *fmt_num(char *buf, size_t n, double d)
     return buf;
 }
 
-/* A JSON value for "got ...": numbers by value, the rest by type name. */
-static const char *got_str(char *buf, size_t n, const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_INTEGER: snprintf(buf, n, "%lld", (long long)json_integer_value(v)); return buf;
-    case JSON_REAL: return fmt_num(buf, n, json_real_value(v));
-    case JSON_STRING: return "string";
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
-    }
-}
-
 /* Type name of v for invalid_type messages. */
 static const char *type_str(const json_t *v)
 {
@@ -133,6 +118,16 @@ static const char *type_str(const json_t *v)
     case JSON_FALSE: return "boolean";
     default: return "null";
     }
+}
+
+/* A JSON value for "got ...": numbers by value, the rest by type name. */
+static const char *got_str(char *buf, size_t n, const json_t *v)
+{
+    if (json_is_integer(v)) {
+        snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    return json_is_real(v) ? fmt_num(buf, n, json_real_value(v)) : type_str(v);
 }
 
 /* "a " or "an " before a type description. */

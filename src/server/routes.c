@@ -12,16 +12,6 @@
 
 #define EMBED_POLL_MS 50
 
-static struct srv_model *model_of(struct srv_req *r, const json_t *body, struct srv_error *e)
-{
-    const json_t *jm = json_object_get(body, "model");
-    if (jm && !json_is_string(jm) && !json_is_null(jm)) {
-        srv_fail(e, 400, "invalid_request_error", "model", "invalid_type", "model must be a string");
-        return NULL;
-    }
-    return srv_find_model(r->srv, json_is_string(jm) ? json_string_value(jm) : "", e);
-}
-
 static json_t *embedding_json(const float *v, uint32_t n, bool base64)
 {
     if (!base64) {
@@ -42,126 +32,118 @@ static json_t *embedding_json(const float *v, uint32_t n, bool base64)
     return s;
 }
 
+/* Submits input i as an embedding request; false with e filled. */
+static bool submit_input(struct srv_model *sm, const struct srv_input *in, size_t i, struct cit_request **out,
+                         uint64_t *n_tokens, struct srv_error *e)
+{
+    int32_t *ids = in->tokens;
+    size_t n = in->n_tokens;
+    char err[512];
+    if (!ids && cit_tokenize_alloc(sm->tok, in->text, in->text_len, true, true, &ids, &n, err, sizeof err) != CIT_OK)
+        return srv_fail(e, 400, "invalid_request_error", "input", "invalid_value", "input[%zu]: %s", i, err);
+    if (n == 0)
+        return srv_fail(e, 400, "invalid_request_error", "input", "invalid_value", "input[%zu] gives no tokens", i);
+    struct cit_gen_params gp = {.prompt = ids, .n_prompt = n, .max_tokens = 1, .embedding = true};
+    cit_sampler_params_default(&gp.sampling);
+    enum cit_status st = cit_engine_submit(sm->eng, &gp, out, err, sizeof err);
+    if (ids != in->tokens)
+        free(ids);
+    if (st == CIT_ERR_LIMIT)
+        return srv_fail(e, 400, "invalid_request_error", "input", "context_length_exceeded", "input[%zu]: %s", i,
+                        err);
+    if (st == CIT_ERR_UNSUPPORTED)
+        return srv_fail(e, 429, "rate_limit_error", "", "queue_full", "%s; retry after a moment", err);
+    if (st != CIT_OK)
+        return srv_fail(e, 400, "invalid_request_error", "input", "invalid_value", "input[%zu]: %s", i, err);
+    *n_tokens += n;
+    return true;
+}
+
+/* Waits for request i's embedding; NULL with e filled when it failed, or
+ * with *gone set when the client went away. */
+static json_t *await_embedding(struct srv_req *r, struct cit_request *req, size_t i, bool base64, bool *gone,
+                               struct srv_error *e)
+{
+    json_t *vec = NULL;
+    for (;;) {
+        struct cit_event ev;
+        if (cit_request_next(req, EMBED_POLL_MS, &ev) != CIT_OK) {
+            if ((*gone = srv_client_gone(r->conn)))
+                return NULL;
+            continue;
+        }
+        if (ev.kind == CIT_EVENT_EMBEDDING)
+            vec = embedding_json(ev.embedding, ev.n_embd, base64);
+        if (ev.kind != CIT_EVENT_DONE && ev.kind != CIT_EVENT_ERROR)
+            continue;
+        if (ev.kind == CIT_EVENT_DONE && ev.finish != CIT_FINISH_CANCELLED && vec)
+            return vec;
+        json_decref(vec);
+        srv_fail(e, 503, "server_error", "", "cancelled", "input[%zu]: %s", i,
+                 ev.kind == CIT_EVENT_ERROR ? ev.text : "the request was cancelled");
+        return NULL;
+    }
+}
+
 enum MHD_Result srv_handle_embeddings(struct srv_req *r, json_t *body)
 {
     struct srv_error e = {0};
     struct srv_request q = {0};
-    struct cit_request **reqs = NULL;
-    json_t *data = NULL;
+    struct srv_model *sm = srv_parse_request(r, body, SRV_EP_EMBEDDING, &q, &e);
+    if (!sm)
+        return srv_reply_error(r, &e);
+    const json_t *fmt = json_object_get(body, "encoding_format");
+    const char *f = json_string_value(fmt);
+    if (fmt && !json_is_null(fmt) && (!f || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0))) {
+        srv_request_clear(&q);
+        srv_fail(&e, 400, "invalid_request_error", "encoding_format", "invalid_value",
+                 "encoding_format must be \"float\" or \"base64\"");
+        return srv_reply_error(r, &e);
+    }
+    bool base64 = f && strcmp(f, "base64") == 0;
+    /* Every input is submitted first, so the engine batches them. */
+    struct cit_request **reqs = calloc(q.n_inputs, sizeof *reqs);
+    json_t *data = json_array(), *doc = NULL;
     size_t n_submitted = 0;
     uint64_t n_tokens = 0;
-    struct srv_model *sm = model_of(r, body, &e);
-    if (!sm || !srv_params_parse(SRV_EP_EMBEDDING, body, sm->n_vocab, &q, &e))
-        goto fail;
-    const json_t *fmt = json_object_get(body, "encoding_format");
-    bool base64 = false;
-    if (fmt && !json_is_null(fmt)) {
-        const char *f = json_string_value(fmt);
-        if (!f || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0)) {
-            srv_fail(&e, 400, "invalid_request_error", "encoding_format", "invalid_value",
-                     "encoding_format must be \"float\" or \"base64\"");
-            goto fail;
-        }
-        base64 = strcmp(f, "base64") == 0;
-    }
-    reqs = calloc(q.n_inputs, sizeof *reqs);
-    data = json_array();
-    if (!reqs || !data) {
+    bool ok = reqs && data, gone = false;
+    if (!ok)
         srv_fail(&e, 500, "server_error", "", "", "out of memory");
-        goto fail;
-    }
     atomic_fetch_add(&r->srv->in_flight, 1);
-    for (size_t i = 0; i < q.n_inputs; i++) {
-        const struct srv_input *in = &q.inputs[i];
-        int32_t *ids = in->tokens;
-        size_t n = in->n_tokens;
-        char err[512];
-        if (!ids && cit_tokenize_alloc(sm->tok, in->text, in->text_len, true, true, &ids, &n, err, sizeof err) !=
-                        CIT_OK) {
-            srv_fail(&e, 400, "invalid_request_error", "input", "invalid_value", "input[%zu]: %s", i, err);
-            goto cancel;
-        }
-        if (n == 0) {
-            srv_fail(&e, 400, "invalid_request_error", "input", "invalid_value", "input[%zu] gives no tokens", i);
-            goto cancel;
-        }
-        struct cit_gen_params gp = {.prompt = ids, .n_prompt = n, .max_tokens = 1, .embedding = true};
-        cit_sampler_params_default(&gp.sampling);
-        enum cit_status st = cit_engine_submit(sm->eng, &gp, &reqs[i], err, sizeof err);
-        if (ids != in->tokens)
-            free(ids);
-        if (st != CIT_OK) {
-            if (st == CIT_ERR_LIMIT)
-                srv_fail(&e, 400, "invalid_request_error", "input", "context_length_exceeded", "input[%zu]: %s", i,
-                         err);
-            else if (st == CIT_ERR_UNSUPPORTED)
-                srv_fail(&e, 429, "rate_limit_error", "", "queue_full", "%s; retry after a moment", err);
-            else
-                srv_fail(&e, 400, "invalid_request_error", "input", "invalid_value", "input[%zu]: %s", i, err);
-            goto cancel;
-        }
-        n_submitted++;
-        n_tokens += n;
-    }
-    for (size_t i = 0; i < q.n_inputs; i++) {
-        json_t *vec = NULL;
-        for (;;) {
-            struct cit_event ev;
-            if (cit_request_next(reqs[i], EMBED_POLL_MS, &ev) != CIT_OK) {
-                if (srv_client_gone(r->conn)) {
-                    r->status = 499;
-                    for (size_t k = 0; k < n_submitted; k++)
-                        cit_request_free(reqs[k]);
-                    atomic_fetch_sub(&r->srv->in_flight, 1);
-                    free(reqs);
-                    json_decref(data);
-                    srv_request_clear(&q);
-                    return MHD_NO;
-                }
-                continue;
-            }
-            if (ev.kind == CIT_EVENT_EMBEDDING)
-                vec = embedding_json(ev.embedding, ev.n_embd, base64);
-            if (ev.kind == CIT_EVENT_DONE || ev.kind == CIT_EVENT_ERROR) {
-                if (ev.kind == CIT_EVENT_ERROR || ev.finish == CIT_FINISH_CANCELLED || !vec) {
-                    json_decref(vec);
-                    srv_fail(&e, 503, "server_error", "", "cancelled", "input[%zu]: %s", i,
-                             ev.kind == CIT_EVENT_ERROR ? ev.text : "the request was cancelled");
-                    goto cancel;
-                }
-                break;
-            }
-        }
-        json_array_append_new(data, json_pack("{s:s,s:I,s:o}", "object", "embedding", "index", (json_int_t)i,
-                                              "embedding", vec));
+    for (size_t i = 0; ok && i < q.n_inputs; i++)
+        if ((ok = submit_input(sm, &q.inputs[i], i, &reqs[i], &n_tokens, &e)))
+            n_submitted++;
+    for (size_t i = 0; ok && i < q.n_inputs; i++) {
+        json_t *vec = await_embedding(r, reqs[i], i, base64, &gone, &e);
+        ok = vec != NULL;
+        if (ok)
+            json_array_append_new(data, json_pack("{s:s,s:I,s:o}", "object", "embedding", "index", (json_int_t)i,
+                                                  "embedding", vec));
     }
     for (size_t k = 0; k < n_submitted; k++)
         cit_request_free(reqs[k]);
     atomic_fetch_sub(&r->srv->in_flight, 1);
     free(reqs);
     srv_request_clear(&q);
-    return srv_reply_json(r, 200,
-                          json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model", sm->id,
-                                    "usage", "prompt_tokens", (json_int_t)n_tokens, "total_tokens",
-                                    (json_int_t)n_tokens));
-cancel:
-    for (size_t k = 0; k < n_submitted; k++)
-        cit_request_free(reqs[k]);
-    atomic_fetch_sub(&r->srv->in_flight, 1);
-fail:
-    free(reqs);
-    json_decref(data);
-    srv_request_clear(&q);
-    return srv_reply_error(r, &e);
+    if (ok)
+        doc = json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model", sm->id, "usage",
+                        "prompt_tokens", (json_int_t)n_tokens, "total_tokens", (json_int_t)n_tokens);
+    else
+        json_decref(data);
+    if (gone) {
+        r->status = 499;
+        return MHD_NO; /* closes the connection */
+    }
+    return ok ? srv_reply_json(r, 200, doc) : srv_reply_error(r, &e);
 }
 
 enum MHD_Result srv_handle_tokenize(struct srv_req *r, json_t *body)
 {
     struct srv_error e = {0};
     struct srv_request q = {0};
-    struct srv_model *sm = model_of(r, body, &e);
-    if (!sm || !srv_params_parse(SRV_EP_TOKENIZE, body, sm->n_vocab, &q, &e))
-        return srv_request_clear(&q), srv_reply_error(r, &e);
+    struct srv_model *sm = srv_parse_request(r, body, SRV_EP_TOKENIZE, &q, &e);
+    if (!sm)
+        return srv_reply_error(r, &e);
     int32_t *ids = NULL;
     size_t n = 0;
     char err[512];
@@ -189,11 +171,11 @@ enum MHD_Result srv_handle_detokenize(struct srv_req *r, json_t *body)
 {
     struct srv_error e = {0};
     struct srv_request q = {0};
-    struct srv_model *sm = model_of(r, body, &e);
-    if (!sm || !srv_params_parse(SRV_EP_DETOKENIZE, body, sm->n_vocab, &q, &e))
-        return srv_request_clear(&q), srv_reply_error(r, &e);
+    struct srv_model *sm = srv_parse_request(r, body, SRV_EP_DETOKENIZE, &q, &e);
+    if (!sm)
+        return srv_reply_error(r, &e);
     size_t need = 0;
-    char err[512];
+    char err[512] = "out of memory";
     enum cit_status st = cit_detokenize(sm->tok, q.tokens, q.n_tokens, true, false, NULL, 0, &need, err, sizeof err);
     char *text = NULL;
     if (st == CIT_OK || st == CIT_ERR_LIMIT) {
