@@ -142,6 +142,14 @@ enum cit_status cit_tokenize_alloc(const struct cit_tokenizer *tok, const char *
                                    bool add_special, bool parse_special, int32_t **out, size_t *n_out,
                                    char *err, size_t errlen);
 
+/* A prompt as the engine will run it (a rendered chat template or a user's
+ * prompt): special tokens are parsed, and BOS is prepended as the vocabulary
+ * asks unless the text already begins with the BOS token's text (templates
+ * that write {{ bos_token }} themselves), so a prompt never gets two. Same
+ * output and errors as cit_tokenize_alloc. */
+enum cit_status cit_tokenize_prompt(const struct cit_tokenizer *tok, const char *text, size_t len, int32_t **out,
+                                    size_t *n_out, char *err, size_t errlen);
+
 /* ---- ids -> text ---- */
 
 /* The bytes a token stands for: U+2581 -> ' ' and <0xXX> -> that byte for

@@ -132,7 +132,7 @@ static int parse(int argc, char **argv, struct run_opts *o)
 
 /* Renders [system?, user] through the model's chat template (parsed here,
  * so a broken template is reported before any generation) into a malloc'd
- * prompt that already holds the BOS text. */
+ * prompt (the BOS is added at tokenization when the template does not write it). */
 static char *render_chat(const struct cit_model *model, const char *system, const char *user, size_t user_len,
                          size_t *out_len)
 {
@@ -237,8 +237,8 @@ int cmd_run(int argc, char **argv)
         prompt = chat;
         prompt_len = chat_len;
     }
-    /* A rendered chat prompt carries its own BOS text, parsed as a special token. */
-    if (cit_tokenize_alloc(tok, prompt, prompt_len, !o.chat, true, &ids, &n_ids, err, sizeof err) != CIT_OK) {
+    /* One BOS, whether or not a rendered template writes it (as citadel serve). */
+    if (cit_tokenize_prompt(tok, prompt, prompt_len, &ids, &n_ids, err, sizeof err) != CIT_OK) {
         fprintf(stderr, "citadel run: cannot tokenize the prompt: %s\n", err);
         goto out;
     }

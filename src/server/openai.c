@@ -94,16 +94,12 @@ static json_t *normalise_messages(const json_t *messages)
     return out;
 }
 
-/* Tokenizes prompt text: BOS is added as the vocabulary asks unless the
- * text (a rendered template) already starts with it. */
+/* Tokenizes prompt text (cit_tokenize_prompt: one BOS, special tokens parsed). */
 static bool tokenize_text(struct srv_model *sm, const char *text, size_t len, const char *param, int32_t **ids,
                           size_t *n, struct srv_error *e)
 {
-    const char *bos = cit_template_bos(sm->tmpl);
-    size_t bl = strlen(bos);
-    bool add_special = !(bl > 0 && len >= bl && memcmp(text, bos, bl) == 0);
     char err[256];
-    if (cit_tokenize_alloc(sm->tok, text, len, add_special, true, ids, n, err, sizeof err) != CIT_OK)
+    if (cit_tokenize_prompt(sm->tok, text, len, ids, n, err, sizeof err) != CIT_OK)
         return srv_fail(e, 400, "invalid_request_error", param, "invalid_value", "%s: %s", param, err);
     if (*n == 0)
         return srv_fail(e, 400, "invalid_request_error", param, "invalid_value",

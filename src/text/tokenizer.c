@@ -721,3 +721,12 @@ enum cit_status cit_tokenize_alloc(const struct cit_tokenizer *tok, const char *
     *n_out = ids.n;
     return CIT_OK;
 }
+
+enum cit_status cit_tokenize_prompt(const struct cit_tokenizer *tok, const char *text, size_t len, int32_t **out,
+                                    size_t *n_out, char *err, size_t errlen)
+{
+    size_t bl = 0;
+    const char *bos = tok ? cit_tokenizer_token_text(tok, cit_tokenizer_bos(tok), &bl) : NULL;
+    bool has_bos = bos && bl > 0 && len >= bl && memcmp(text, bos, bl) == 0;
+    return cit_tokenize_alloc(tok, text, len, !has_bos, true, out, n_out, err, errlen);
+}

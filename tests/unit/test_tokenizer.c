@@ -422,6 +422,28 @@ static void test_bos_eos(void **state)
     unload(&l);
 }
 
+/* cit_tokenize_prompt: one BOS whether or not the text writes it. */
+static void test_prompt_single_bos(void **state)
+{
+    (void)state;
+    struct loaded l = load_path("vocab/ggml-vocab-llama-spm.gguf");
+    int32_t *a, *b, *c;
+    size_t na, nb, nc;
+    assert_int_equal(cit_tokenize_prompt(l.tok, "Hi there", 8, &a, &na, NULL, 0), CIT_OK);
+    assert_int_equal(cit_tokenize_prompt(l.tok, "<s>Hi there", 11, &b, &nb, NULL, 0), CIT_OK);
+    /* plain text: what add_special + parse_special give */
+    assert_int_equal(cit_tokenize_alloc(l.tok, "Hi there", 8, true, true, &c, &nc, NULL, 0), CIT_OK);
+    assert_int_equal(na, nc);
+    assert_memory_equal(a, c, na * sizeof *a);
+    assert_int_equal(a[0], 1);
+    assert_int_equal(b[0], 1);
+    assert_int_not_equal(b[1], 1); /* the written BOS is the only one */
+    free(a);
+    free(b);
+    free(c);
+    unload(&l);
+}
+
 /* ---- hostile input ---- */
 
 static void test_out_of_range_ids(void **state)
@@ -894,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_stories_golden),   cmocka_unit_test(test_stream_split_emoji),
         cmocka_unit_test(test_stream_bpe),       cmocka_unit_test(test_special_parsing),
         cmocka_unit_test(test_special_longest_first), cmocka_unit_test(test_bos_eos),
+        cmocka_unit_test(test_prompt_single_bos),
         cmocka_unit_test(test_out_of_range_ids), cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_empty_and_limits), cmocka_unit_test(test_load_validation),
         cmocka_unit_test(test_merge_order),      cmocka_unit_test(test_outlives_gguf),
