@@ -398,6 +398,14 @@ static struct row *add_row(struct bench_state *s, int model, enum row_kind kind,
     return r;
 }
 
+/* The int8 ceiling of quantized prompt processing: the matrix unit where
+ * the active tier has one (its prompt kernels run there), else the vector
+ * dot product. */
+static double int8_peak(const struct cit_probe_result *r)
+{
+    return r->tile_gops > 0 ? r->tile_gops : r->dot_gops;
+}
+
 /* Sets the row's mean, deviation and fraction of the machine's limit. */
 static void finish_row(const struct bench_state *s, struct row *r)
 {
@@ -406,7 +414,7 @@ static void finish_row(const struct bench_state *s, struct row *r)
     mean_sd(r->samples, r->n_samples, &r->mean, &r->sd);
     if (r->kind == ROW_PP) {
         r->per_token = cit_roofline_prompt_ops(rl, (uint64_t)r->n_tokens) / (double)r->n_tokens;
-        double peak = p ? (rl->quantized ? p->r.dot_gops : p->r.fma_gflops) * 1e9 : 0;
+        double peak = p ? (rl->quantized ? int8_peak(&p->r) : p->r.fma_gflops) * 1e9 : 0;
         if (peak > 0)
             r->frac = r->mean * r->per_token / peak;
     } else if (r->kind == ROW_TG) {
@@ -563,7 +571,12 @@ static const char *limit_name(const struct bench_state *s, const struct row *r)
     if (r->kind == ROW_TG)
         return "bandwidth";
     if (r->kind == ROW_PP)
-        return s->models[r->model].rl.quantized ? "int8_dot" : "f32_fma";
+    {
+        const struct probe_entry *p = probe_for(s, r->n_threads);
+        if (!s->models[r->model].rl.quantized)
+            return "f32_fma";
+        return p && p->r.tile_gops > 0 ? "int8_tile" : "int8_dot";
+    }
     return NULL;
 }
 
@@ -593,6 +606,10 @@ static void print_md(const struct bench_state *s, const char *cpu)
                "f32 FMA %.1f GFLOPS (%s); best of %u passes\n",
                p->n_threads, p->n_threads == 1 ? "" : "s", p->r.read_gbs, fmt_bytes(p->r.read_bytes, b, sizeof b),
                p->r.read_insn, p->r.dot_gops, p->r.dot_insn, p->r.fma_gflops, p->r.fma_insn, CIT_PROBE_DEFAULT_PASSES);
+        if (p->r.tile_gops > 0)
+            printf("probe, %u thread%s: int8 matrix unit %.1f GOPS (%s): the ceiling of quantized prompt processing "
+                   "on this tier\n",
+                   p->n_threads, p->n_threads == 1 ? "" : "s", p->r.tile_gops, p->r.tile_insn);
     }
     long llc = llc_bytes();
     for (int i = 0; i < s->n_probes; i++)
@@ -621,7 +638,11 @@ static void print_md(const struct bench_state *s, const char *cpu)
             snprintf(val, sizeof val, "%.2f ± %.2f", r->mean, r->sd);
         }
         if (r->frac >= 0)
-            snprintf(frac, sizeof frac, "%.1f%% %s", r->frac * 100, r->kind == ROW_TG ? "bw" : s->models[r->model].rl.quantized ? "int8" : "fma");
+            snprintf(frac, sizeof frac, "%.1f%% %s", r->frac * 100,
+                     r->kind == ROW_TG                          ? "bw"
+                     : !strcmp(limit_name(s, r), "int8_tile")   ? "int8 tile"
+                     : s->models[r->model].rl.quantized          ? "int8"
+                                                                : "fma");
         else
             snprintf(frac, sizeof frac, "-");
         printf("| %s | %s | %s | %s | %u | %u | %s | %s | %s |\n", model_label(o->models[r->model]), sz, np,
@@ -642,15 +663,21 @@ static void print_md(const struct bench_state *s, const char *cpu)
                    fmt_bytes((uint64_t)llc, b3, sizeof b3));
     }
     printf("%% of limit: tg = t/s x bytes per token / read bandwidth (bw); pp = t/s x operations per token / "
-           "peak of int8 dot (quantized weights) or f32 FMA (float weights). See docs/bench.md.\n");
+           "peak of int8 dot or int8 matrix unit where there is one (quantized weights), or f32 FMA (float weights). "
+           "See docs/bench.md.\n");
 }
 
 static json_t *json_probe(const struct probe_entry *p)
 {
-    return json_pack("{s:i, s:f, s:I, s:s, s:f, s:s, s:f, s:s, s:i}", "n_threads", (int)p->n_threads, "read_gbs",
+    json_t *j = json_pack("{s:i, s:f, s:I, s:s, s:f, s:s, s:f, s:s, s:i}", "n_threads", (int)p->n_threads, "read_gbs",
                      p->r.read_gbs, "read_bytes", (json_int_t)p->r.read_bytes, "read_insn", p->r.read_insn,
                      "dot_gops", p->r.dot_gops, "dot_insn", p->r.dot_insn, "fma_gflops", p->r.fma_gflops, "fma_insn",
                      p->r.fma_insn, "passes", (int)CIT_PROBE_DEFAULT_PASSES);
+    if (j && p->r.tile_gops > 0) {
+        json_object_set_new(j, "tile_gops", json_real(p->r.tile_gops));
+        json_object_set_new(j, "tile_insn", json_string(p->r.tile_insn));
+    }
+    return j;
 }
 
 static int print_json(const struct bench_state *s, const char *cpu)

@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
-static const char *const isa_names[CIT_ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512vnni"};
+static const char *const isa_names[CIT_ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512vnni", "amx"};
 
 static const struct cit_kernel *tables[CIT_ISA_COUNT][CIT_TYPE_COUNT];
 static enum cit_isa detected, active;
@@ -28,6 +31,29 @@ static bool has_f16c(void)
 {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
+/* AMX-TILE and AMX-INT8 (CPUID.7.0:EDX bits 24, 25), the OS saving tile
+ * state (XCR0 bits 17, 18), and Linux's per-process permission to use the
+ * tile data (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16+; it holds for
+ * every thread of the process). */
+static bool has_amx_int8(void)
+{
+#if defined(__linux__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (d & (3u << 24)) != (3u << 24))
+        return false;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE: xgetbv is allowed */
+        return false;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17))
+        return false;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return false;
+#endif
 }
 #endif
 
@@ -42,7 +68,9 @@ static enum cit_isa detect(void)
         return CIT_ISA_AVX2;
     if (!__builtin_cpu_supports("avx512vnni"))
         return CIT_ISA_AVX512;
-    return CIT_ISA_AVX512_VNNI;
+    if (!has_amx_int8())
+        return CIT_ISA_AVX512_VNNI;
+    return CIT_ISA_AMX;
 #else
     return CIT_ISA_SCALAR;
 #endif
@@ -56,6 +84,7 @@ static void build(void)
         [CIT_ISA_AVX2] = {cit_kernels_avx2_f, cit_kernels_avx2_q, cit_kernels_avx2_k},
         [CIT_ISA_AVX512] = {cit_kernels_avx512_f, cit_kernels_avx512_q, cit_kernels_avx512_k},
         [CIT_ISA_AVX512_VNNI] = {cit_kernels_avx512vnni_q, cit_kernels_avx512vnni_k, NULL},
+        [CIT_ISA_AMX] = {cit_kernels_amx_q, cit_kernels_amx_k, NULL},
     };
     for (int isa = 1; isa < CIT_ISA_COUNT; isa++) {
         memcpy(tables[isa], tables[isa - 1], sizeof tables[isa]);
@@ -76,7 +105,7 @@ static void build(void)
             if (!strcmp(cap, isa_names[i]))
                 found = i;
         if (found < 0)
-            fprintf(stderr, "citadel: CITADEL_ISA=%s is not one of scalar, avx2, avx512, avx512vnni; ignored\n",
+            fprintf(stderr, "citadel: CITADEL_ISA=%s is not one of scalar, avx2, avx512, avx512vnni, amx; ignored\n",
                     cap);
         else if ((enum cit_isa)found < active)
             active = (enum cit_isa)found;

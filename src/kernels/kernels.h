@@ -47,6 +47,7 @@ enum cit_isa {
     CIT_ISA_AVX2,        /* AVX2 + FMA + F16C (Haswell, Zen 1+) */
     CIT_ISA_AVX512,      /* + AVX-512 F/BW/VL/DQ (Skylake-SP) */
     CIT_ISA_AVX512_VNNI, /* + AVX-512 VNNI int8 dot products (Cascade Lake, Ice Lake, Zen 4+) */
+    CIT_ISA_AMX,         /* + AMX tiles with int8 (Sapphire Rapids+), granted by the OS */
     CIT_ISA_COUNT
 };
 
@@ -83,10 +84,12 @@ void cit_kernels_avx512_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512vnni_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512vnni_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+void cit_kernels_amx_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]); /* batches only; keeps the tier below for decode */
+void cit_kernels_amx_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]); /* the same for Q4_K, Q5_K, Q6_K */
 #endif
 
 /* The best tier this CPU (and OS) supports, detected once. The environment
- * variable CITADEL_ISA (scalar, avx2, avx512, avx512vnni) caps it, for
+ * variable CITADEL_ISA (scalar, avx2, avx512, avx512vnni, amx) caps it, for
  * comparisons and for reproducing a result of a smaller machine. */
 enum cit_isa cit_isa_detected(void);
 enum cit_isa cit_isa_active(void);

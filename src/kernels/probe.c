@@ -81,6 +81,9 @@ void cit_probe_kernels_scalar(struct cit_probe_kernels *k)
     k->dot = dot_scalar;
     k->dot_ops_per_iter = 32.0 * 2;
     k->dot_insn = "scalar int8 multiply-add (C)";
+    k->tile = NULL;
+    k->tile_ops_per_iter = 0;
+    k->tile_insn = NULL;
 }
 
 static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
@@ -91,6 +94,7 @@ static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
     case CIT_ISA_AVX2: cit_probe_kernels_avx2(k); break;
     case CIT_ISA_AVX512: cit_probe_kernels_avx512(k); break;
     case CIT_ISA_AVX512_VNNI: cit_probe_kernels_avx512vnni(k); break;
+    case CIT_ISA_AMX: cit_probe_kernels_amx(k); break;
     default: break;
     }
 #else
@@ -100,7 +104,7 @@ static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
 
 /* ---- thread harness ---- */
 
-enum job_kind { JOB_TOUCH, JOB_READ, JOB_FMA, JOB_DOT };
+enum job_kind { JOB_TOUCH, JOB_READ, JOB_FMA, JOB_DOT, JOB_TILE };
 
 /* Threads wait at the gate until every one has been started, so they
  * begin together (go = 1), or leave without working (go = -1) when one of
@@ -128,6 +132,7 @@ static void run_job(struct job *j)
     case JOB_READ: j->sink += j->k->read(j->buf, j->bytes); break;
     case JOB_FMA: j->k->fma(j->iters); break;
     case JOB_DOT: j->k->dot(j->iters); break;
+    case JOB_TILE: j->k->tile(j->iters); break;
     }
 }
 
@@ -286,6 +291,11 @@ enum cit_status cit_probe_run(const struct cit_probe_params *p, struct cit_probe
         out->dot_gops = r / 1e9;
     if (st == CIT_OK && (st = probe_compute(&k, jobs, n, JOB_FMA, k.fma_ops_per_iter, passes, &r, err, errlen)) == CIT_OK)
         out->fma_gflops = r / 1e9;
+    if (st == CIT_OK && k.tile &&
+        (st = probe_compute(&k, jobs, n, JOB_TILE, k.tile_ops_per_iter, passes, &r, err, errlen)) == CIT_OK) {
+        out->tile_gops = r / 1e9;
+        out->tile_insn = k.tile_insn;
+    }
     out->dot_insn = k.dot_insn;
     out->fma_insn = k.fma_insn;
     free(jobs);

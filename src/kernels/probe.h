@@ -39,9 +39,12 @@ struct cit_probe_result {
     const char *dot_insn;  /* e.g. "vpdpbusd zmm" */
     double fma_gflops;     /* f32 multiply-adds x 2, 1e9/s */
     const char *fma_insn;  /* e.g. "vfmadd231ps zmm" */
+    double tile_gops;      /* int8 multiply-adds x 2 on a matrix unit (AMX), 1e9/s; 0 without one */
+    const char *tile_insn; /* e.g. "tdpbssd (AMX tiles)"; NULL without one */
 };
 
-/* Runs the three probes (a few seconds with the default buffer). Errors:
+/* Runs the probes (a few seconds with the default buffer): read, dot, FMA,
+ * and tile where the active tier has a matrix unit. Errors:
  * CIT_ERR_RANGE (n_threads above CIT_PROBE_MAX_THREADS, read_bytes below
  * CIT_PROBE_MIN_READ_BYTES), CIT_ERR_NOMEM (no buffer of even the minimum
  * size), CIT_ERR_IO (a thread could not be started). */
@@ -57,8 +60,9 @@ struct cit_probe_kernels {
     uint64_t (*read)(const void *buf, size_t bytes);
     void (*fma)(uint64_t iters);
     void (*dot)(uint64_t iters);
-    double fma_ops_per_iter, dot_ops_per_iter;
-    const char *read_insn, *fma_insn, *dot_insn;
+    void (*tile)(uint64_t iters); /* NULL on tiers without a matrix unit */
+    double fma_ops_per_iter, dot_ops_per_iter, tile_ops_per_iter;
+    const char *read_insn, *fma_insn, *dot_insn, *tile_insn;
 };
 
 void cit_probe_kernels_scalar(struct cit_probe_kernels *k);
@@ -66,6 +70,7 @@ void cit_probe_kernels_scalar(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx2(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx512(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx512vnni(struct cit_probe_kernels *k); /* fills dot only, over avx512's */
+void cit_probe_kernels_amx(struct cit_probe_kernels *k);        /* adds tile, over avx512vnni's */
 #endif
 
 #endif

@@ -37,6 +37,7 @@
 #define CITADEL_KERNELS_X86_Q_IMPL_H
 
 #include "kernels/x86_q_common.h"
+#include "kernels/x86_zmm.h"
 
 #ifndef XQ_VNNI
 #error "define XQ_VNNI to 0 or 1 before including x86_q_impl.h"
@@ -152,17 +153,6 @@ XQ_INLINE __m512i xq_reduce4(__m512i p0, __m512i p1, __m512i p2, __m512i p3)
     __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));
     __m512i b = _mm512_add_epi32(_mm512_unpacklo_epi32(p2, p3), _mm512_unpackhi_epi32(p2, p3));
     return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
-}
-
-/* 4x4 transpose of 128-bit lanes: t[j] lane g = v[g] lane j. */
-XQ_INLINE void xq_transpose4(const __m512i v[4], __m512i t[4])
-{
-    __m512i a = _mm512_shuffle_i32x4(v[0], v[1], 0x44), b = _mm512_shuffle_i32x4(v[0], v[1], 0xee);
-    __m512i c = _mm512_shuffle_i32x4(v[2], v[3], 0x44), d = _mm512_shuffle_i32x4(v[2], v[3], 0xee);
-    t[0] = _mm512_shuffle_i32x4(a, c, 0x88);
-    t[1] = _mm512_shuffle_i32x4(a, c, 0xdd);
-    t[2] = _mm512_shuffle_i32x4(b, d, 0x88);
-    t[3] = _mm512_shuffle_i32x4(b, d, 0xdd);
 }
 
 /* Rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 + NT - 1. */
@@ -290,7 +280,7 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 __m512i s[4];
-                xq_transpose4(vsum[t], s);
+                zmm_transpose4x128(vsum[t], s);
                 for (int j = 0; j < nblk; j++) {
                     __m512i si = s[j];
                     __m512 sc = XQ_MUL(dw[j], _mm512_set1_ps(da[t][b0 + (size_t)j]));
