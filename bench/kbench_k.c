@@ -8,7 +8,7 @@
  *   weights stream from memory.
  *   KBENCH_TYPES=q4_k,q6_k and KBENCH_SHAPE=2048x2048 select; KBENCH_HOT=1 uses one copy instead (cache-resident when it fits: the
  *   kernel's compute rate rather than the memory's).
- * gemm: n_tokens = 512 (after packing, which is timed apart), GOPS =
+ * gemm: n_tokens = 512 or $KBENCH_TOKENS (after packing, which is timed apart), GOPS =
  *   2 * rows * n_in * tokens / s; with one thread also "sliced": the sum of
  *   the best times of 256-row slices (the rate when not preempted).
  * Every figure is the best of several timed repetitions. Weights are random
@@ -83,7 +83,7 @@ static void bench(uint32_t type, struct cit_threadpool *pool, unsigned threads, 
         size_t row_bytes = s.n_in / tr->block_size * tr->type_size, mat = row_bytes * s.rows;
         size_t copies = decode && !getenv("KBENCH_HOT") ? (size_t)(1u << 30) / mat + 1 : 1;
         unsigned char *w = malloc(mat * copies);
-        size_t n_tokens = decode ? 1 : 512;
+        size_t n_tokens = decode ? 1 : getenv("KBENCH_TOKENS") ? (size_t)atoi(getenv("KBENCH_TOKENS")) : 512;
         float *x = malloc(sizeof(float) * s.n_in * n_tokens);
         float *y = malloc(sizeof(float) * s.rows * n_tokens);
         uint64_t ab = 0;
@@ -135,8 +135,8 @@ static void bench(uint32_t type, struct cit_threadpool *pool, unsigned threads, 
                    cit_isa_name(cit_isa_active()), s.rows, s.n_in, threads, best * 1e6, (double)mat / best * 1e-9);
         else
         {
-            printf("%-5s %-10s gemm512 %5ux%-5u threads %u: %7.2f ms  %6.1f GOPS  (pack %.2f ms)", tr->name,
-                   cit_isa_name(cit_isa_active()), s.rows, s.n_in, threads, best * 1e3,
+            printf("%-5s %-10s gemm%-4zu %5ux%-5u threads %u: %7.2f ms  %6.1f GOPS  (pack %.2f ms)", tr->name,
+                   cit_isa_name(cit_isa_active()), n_tokens, s.rows, s.n_in, threads, best * 1e3,
                    2.0 * s.rows * s.n_in * (double)n_tokens / best * 1e-9, best_pack * 1e3);
             if (sliced > 0)
                 printf("  sliced %6.1f GOPS", 2.0 * s.rows * s.n_in * (double)n_tokens / sliced * 1e-9);

@@ -21,8 +21,9 @@
  *   Q6_K:      sum += (d*yd)*(float)sumi
  * as separately rounded operations, super-blocks in order.
  *
- * Fewer than AK_MIN tokens take the AVX-512 VNNI kernels captured at
- * registration (with their activation format).
+ * Batches below a per-kind size (32 / 64 / 96 tokens: the more digits, the
+ * more unpacking to amortise) take the AVX-512 VNNI kernels captured at
+ * registration, with their activation format.
  *
  * Activations, per group of 16 tokens (zero tokens pad the last) and
  * super-block (AK_SB bytes):
@@ -47,7 +48,6 @@
 #include "kernels/x86_k_common.h"
 #include "kernels/x86_zmm.h"
 
-#define AK_MIN 16    /* token counts from which the tile unit is used */
 #define AK_GROUP 16  /* tokens per group (= pack_group) */
 #define AK_KC 4      /* super-blocks of weights unpacked at a time */
 #define AK_SB 4416   /* activation bytes per (group, super-block): 4096 codes + 256 bsums + 64 d */
@@ -79,12 +79,12 @@ static void ak_configure(void)
 
 static inline size_t ak_group_bytes(size_t n_in) { return n_in / CIT_QK_K * AK_SB; }
 
-static bool ak_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
+static bool ak_act_bytes(size_t min, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
 {
-    if (n_tokens < AK_MIN)
+    if (n_tokens < min)
         return below[0]->act_bytes(n_in, n_tokens, bytes);
     uint64_t floor, groups = (n_tokens + AK_GROUP - 1) / AK_GROUP;
-    if (n_in > (uint64_t)1 << 40 || !below[0]->act_bytes(n_in, AK_MIN - 1, &floor) ||
+    if (n_in > (uint64_t)1 << 40 || !below[0]->act_bytes(n_in, min - 1, &floor) ||
         !cit_mul_u64(ak_group_bytes((size_t)n_in), groups, bytes))
         return false;
     if (*bytes < floor)
@@ -92,9 +92,9 @@ static bool ak_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
     return true;
 }
 
-static void ak_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
+static void ak_pack(size_t min, const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
 {
-    if (n_tokens < AK_MIN) {
+    if (n_tokens < min) {
         below[0]->pack(x, n_in, n_tokens, t0, t1, act);
         return;
     }
@@ -129,33 +129,6 @@ struct ak_sbw {            /* one super-block of 16 rows */
     float d[16], dmin[16]; /* per row */
     int32_t mpair[4][16];  /* (m_2p, m_2p+1) int16 pairs per row (Q4_K / Q5_K) */
 };
-
-/* 16 rows of 16 dwords (in[i] = row i, 64 bytes each) to the B layout:
- * out[q] = dword q of rows 0..15. */
-static void transpose16(const uint8_t *in, int32_t *out)
-{
-    __m512i r[16], t[16], u[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_si512(in + 64 * i);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    /* rows 4G..4G+3: u[4G + k] lane L = column 4L + k of those rows */
-    for (int G = 0; G < 4; G++) {
-        __m512i *tt = t + 4 * G;
-        u[4 * G + 0] = _mm512_unpacklo_epi64(tt[0], tt[2]);
-        u[4 * G + 1] = _mm512_unpackhi_epi64(tt[0], tt[2]);
-        u[4 * G + 2] = _mm512_unpacklo_epi64(tt[1], tt[3]);
-        u[4 * G + 3] = _mm512_unpackhi_epi64(tt[1], tt[3]);
-    }
-    for (int k = 0; k < 4; k++) {
-        __m512i v[4] = {u[k], u[4 + k], u[8 + k], u[12 + k]}, o[4];
-        zmm_transpose4x128(v, o);
-        for (int L = 0; L < 4; L++)
-            _mm512_storeu_si512(out + 16 * (4 * L + k), o[L]);
-    }
-}
 
 /* Super-blocks [s0, s0 + kn) of rows [rb, rb + nr) into ws (the digit
  * tiles: [kn][4][nd][256] int32) and sw; rows nr..15 are zero. */
@@ -223,7 +196,7 @@ static inline __attribute__((always_inline)) void ak_unpack(enum kx_kind kind, c
         }
         for (int c = 0; c < 4; c++)
             for (int k = 0; k < nd; k++)
-                transpose16(&rows[c][k][0][0], ws + ((s * 4 + (size_t)c) * (size_t)nd + (size_t)k) * 256);
+                zmm_transpose16x32(&rows[c][k][0][0], ws + ((s * 4 + (size_t)c) * (size_t)nd + (size_t)k) * 256);
     }
 }
 
@@ -332,20 +305,31 @@ static inline __attribute__((always_inline)) void ak_gemm(enum kx_kind kind, con
     _tile_release();
 }
 
-#define AK_DEFINE(name, kind, idx)                                                                                   \
+/* Each kind has its own switch point (where the tile unit overtakes the
+ * VNNI kernels, bench/kbench_k.c: the digit tiles cost more to unpack the
+ * more digits there are), so each has its own act_bytes and pack. */
+#define AK_DEFINE(name, kind, idx, min)                                                                              \
+    static bool name##_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)                                \
+    {                                                                                                              \
+        return ak_act_bytes(min, n_in, n_tokens, bytes);                                                           \
+    }                                                                                                              \
+    static void name##_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)         \
+    {                                                                                                              \
+        ak_pack(min, x, n_in, n_tokens, t0, t1, act);                                                              \
+    }                                                                                                              \
     static void name##_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,   \
                             size_t n_tokens, float *y, size_t ldy)                                                 \
     {                                                                                                              \
-        if (n_tokens < AK_MIN)                                                                                     \
+        if (n_tokens < (min))                                                                                      \
             below[idx]->gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                                   \
         else if (r0 < r1)                                                                                          \
             ak_gemm(kind, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                                      \
     }                                                                                                              \
-    static const struct cit_kernel name = {ak_act_bytes, AK_GROUP, ak_pack, name##_gemm};
+    static const struct cit_kernel name = {name##_act_bytes, AK_GROUP, name##_pack, name##_gemm};
 
-AK_DEFINE(ak_q4_k, KX_Q4K, 0)
-AK_DEFINE(ak_q5_k, KX_Q5K, 1)
-AK_DEFINE(ak_q6_k, KX_Q6K, 2)
+AK_DEFINE(ak_q4_k, KX_Q4K, 0, 32)
+AK_DEFINE(ak_q5_k, KX_Q5K, 1, 64)
+AK_DEFINE(ak_q6_k, KX_Q6K, 2, 96)
 
 void cit_kernels_amx_k(const struct cit_kernel *tab[CIT_TYPE_COUNT])
 {

@@ -11,11 +11,11 @@
  * reference's sequence, sum += (float)sumi * (d_w * d_a), as separately
  * rounded multiplies and adds.
  *
- * Fewer than AX_MIN tokens (decode, a few sequences) take the AVX-512 VNNI
+ * Fewer than AX_MIN_Q4 / AX_MIN_Q8 tokens (decode, a few sequences) take the AVX-512 VNNI
  * kernels of the tier below, which this file captures at registration, with
  * their activation format; act_bytes stays non-decreasing across the switch.
  *
- * At AX_MIN tokens and more, activations are packed per group of 16 tokens
+ * From there on, activations are packed per group of 16 tokens
  * (the last group padded with zero tokens), per block of 32:
  *   codes [16 tokens][32] int8   (the A tile of a block: 16 rows x 32 bytes)
  *   d     [16] float             (the widened half scale of each token)
@@ -34,8 +34,10 @@
 #pragma GCC target("avx2,fma,f16c,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")
 #endif
 #include "kernels/x86_q_common.h"
+#include "kernels/x86_zmm.h"
 
-#define AX_MIN 16   /* token counts from which the tile unit is used */
+#define AX_MIN_Q4 24  /* tokens from which the tile unit is used: where it overtakes */
+#define AX_MIN_Q8 16 /* the VNNI kernels (bench/kbench_q.c; docs/benchmarks.md) */
 #define AX_KC 64    /* weight blocks unpacked at a time (32 KiB of codes: L1) */
 #define AX_GBLK 576 /* bytes per block of a 16-token group: 512 codes + 16 scales */
 
@@ -68,12 +70,12 @@ static void ax_configure(void)
 
 static inline size_t ax_group_bytes(size_t n_in) { return n_in / CIT_QK * AX_GBLK; }
 
-static bool ax_act_bytes(const struct cit_kernel *below, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
+static bool ax_act_bytes(const struct cit_kernel *below, size_t min, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
 {
-    if (n_tokens < AX_MIN)
+    if (n_tokens < min)
         return below->act_bytes(n_in, n_tokens, bytes);
     uint64_t floor, groups = (n_tokens + XQ_GROUP - 1) / XQ_GROUP;
-    if (n_in > (uint64_t)1 << 40 || !below->act_bytes(n_in, AX_MIN - 1, &floor) ||
+    if (n_in > (uint64_t)1 << 40 || !below->act_bytes(n_in, min - 1, &floor) ||
         !cit_mul_u64(ax_group_bytes((size_t)n_in), groups, bytes))
         return false;
     if (*bytes < floor)
@@ -81,10 +83,10 @@ static bool ax_act_bytes(const struct cit_kernel *below, uint64_t n_in, uint64_t
     return true;
 }
 
-static void ax_pack(const struct cit_kernel *below, const float *x, size_t n_in, size_t n_tokens, size_t t0,
+static void ax_pack(const struct cit_kernel *below, size_t min, const float *x, size_t n_in, size_t n_tokens, size_t t0,
                     size_t t1, void *act)
 {
-    if (n_tokens < AX_MIN) {
+    if (n_tokens < min) {
         below->pack(x, n_in, n_tokens, t0, t1, act);
         return;
     }
@@ -119,31 +121,34 @@ static void ax_unpack(const unsigned char *w, size_t row_bytes, size_t rb, size_
                       int32_t *ws, float *wd)
 {
     const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-    const __m512i quad = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 0, 0, 0, 0, 0, 0, 0, 0);
-    for (size_t b = 0; b < kn; b++) {
-        int32_t *wsb = ws + b * 128;
-        float *wdb = wd + b * 16;
-        if (nr < 16) {
-            memset(wsb, 0, 512);
-            memset(wdb, 0, 64);
-        }
+    _Alignas(64) uint8_t rows[16][64]; /* two blocks of codes per row, transposed into ws */
+    if (nr < 16) {
+        memset(rows, 0, sizeof rows);
+        memset(wd, 0, kn * 16 * sizeof *wd);
+    }
+    for (size_t b = 0; b < kn; b += 2) {
+        const size_t nbk = kn - b < 2 ? 1 : 2;
         for (size_t i = 0; i < nr; i++) {
-            const unsigned char *p = w + (rb + i) * row_bytes + (b0 + b) * (q4 ? 18 : 34);
-            uint16_t h;
-            memcpy(&h, p, 2);
-            __m256i codes;
-            if (q4) {
-                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
-                __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), eight);
-                __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), eight);
-                codes = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-            } else {
-                codes = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2));
+            for (size_t k = 0; k < nbk; k++) {
+                const unsigned char *p = w + (rb + i) * row_bytes + (b0 + b + k) * (q4 ? 18 : 34);
+                uint16_t h;
+                memcpy(&h, p, 2);
+                __m256i codes;
+                if (q4) {
+                    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 2));
+                    __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), eight);
+                    __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), eight);
+                    codes = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+                } else {
+                    codes = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2));
+                }
+                _mm256_store_si256((__m256i *)(void *)(rows[i] + 32 * k), codes);
+                wd[(b + k) * 16 + i] = _cvtsh_ss(h); /* F16C: the reference's value (a signalling NaN comes out quiet) */
             }
-            /* dword q of the row's 32 codes to ws[b][q][i] */
-            _mm512_mask_i32scatter_epi32(wsb + i, 0x00ff, quad, _mm512_castsi256_si512(codes), 4);
-            wdb[i] = _cvtsh_ss(h); /* F16C: the reference's value (a signalling NaN comes out quiet) */
         }
+        /* dword q of each row's 64 bytes to ws: blocks b and b + 1 (a lone last block writes
+         * a second, unused tile, which ws has room for) */
+        zmm_transpose16x32(&rows[0][0], ws + b * 128);
     }
 }
 
@@ -162,14 +167,14 @@ static inline __attribute__((always_inline)) void ax_accumulate(const int32_t *c
     }
 }
 
-static void ax_gemm(const struct cit_kernel *below, const void *w, size_t row_bytes, size_t n_in, size_t r0,
+static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, size_t row_bytes, size_t n_in, size_t r0,
                     size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy, int q4)
 {
-    if (n_tokens < AX_MIN) {
+    if (n_tokens < min) {
         below->gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
         return;
     }
-    _Alignas(64) int32_t ws[AX_KC * 128];
+    _Alignas(64) int32_t ws[(AX_KC + 1) * 128];
     _Alignas(64) float wd[AX_KC * 16];
     _Alignas(64) int32_t cbuf[2][256];
     const size_t nb = n_in / CIT_QK, gb = ax_group_bytes(n_in), ngroups = (n_tokens + XQ_GROUP - 1) / XQ_GROUP;
@@ -219,24 +224,24 @@ static void ax_gemm(const struct cit_kernel *below, const void *w, size_t row_by
     _tile_release();
 }
 
-#define AX_DEFINE(name, below, q4)                                                                                  \
+#define AX_DEFINE(name, below, min, q4)                                                                               \
     static bool name##_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)                              \
     {                                                                                                            \
-        return ax_act_bytes(below, n_in, n_tokens, bytes);                                                       \
+        return ax_act_bytes(below, min, n_in, n_tokens, bytes);                                                     \
     }                                                                                                            \
     static void name##_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)       \
     {                                                                                                            \
-        ax_pack(below, x, n_in, n_tokens, t0, t1, act);                                                          \
+        ax_pack(below, min, x, n_in, n_tokens, t0, t1, act);                                                     \
     }                                                                                                            \
     static void name##_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act, \
                             size_t n_tokens, float *y, size_t ldy)                                               \
     {                                                                                                            \
-        ax_gemm(below, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4);                                   \
+        ax_gemm(below, min, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4);                             \
     }                                                                                                            \
     static const struct cit_kernel name = {name##_act_bytes, XQ_GROUP, name##_pack, name##_gemm};
 
-AX_DEFINE(ax_k_q4_0, below_q4, 1)
-AX_DEFINE(ax_k_q8_0, below_q8, 0)
+AX_DEFINE(ax_k_q4_0, below_q4, AX_MIN_Q4, 1)
+AX_DEFINE(ax_k_q8_0, below_q8, AX_MIN_Q8, 0)
 
 void cit_kernels_amx_q(const struct cit_kernel *tab[CIT_TYPE_COUNT])
 {

@@ -4,6 +4,7 @@
 #define CITADEL_KERNELS_X86_ZMM_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
 /* 4x4 transpose of 128-bit lanes: t[j] lane g = v[g] lane j. */
 static inline __attribute__((always_inline)) void zmm_transpose4x128(const __m512i v[4], __m512i t[4])
@@ -14,6 +15,33 @@ static inline __attribute__((always_inline)) void zmm_transpose4x128(const __m51
     t[1] = _mm512_shuffle_i32x4(a, c, 0xdd);
     t[2] = _mm512_shuffle_i32x4(b, d, 0x88);
     t[3] = _mm512_shuffle_i32x4(b, d, 0xdd);
+}
+
+/* 16 rows of 16 dwords (row i at in + 64 i) to columns: out[16 q + i] =
+ * dword q of row i (the B layout of an AMX tile). */
+static inline void zmm_transpose16x32(const uint8_t *in, int32_t *out)
+{
+    __m512i r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_si512(in + 64 * i);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    /* rows 4G..4G+3: u[4G + k] lane L = column 4L + k of those rows */
+    for (int G = 0; G < 4; G++) {
+        __m512i *tt = t + 4 * G;
+        u[4 * G + 0] = _mm512_unpacklo_epi64(tt[0], tt[2]);
+        u[4 * G + 1] = _mm512_unpackhi_epi64(tt[0], tt[2]);
+        u[4 * G + 2] = _mm512_unpacklo_epi64(tt[1], tt[3]);
+        u[4 * G + 3] = _mm512_unpackhi_epi64(tt[1], tt[3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512i v[4] = {u[k], u[4 + k], u[8 + k], u[12 + k]}, o[4];
+        zmm_transpose4x128(v, o);
+        for (int L = 0; L < 4; L++)
+            _mm512_storeu_si512(out + 16 * (4 * L + k), o[L]);
+    }
 }
 
 #endif

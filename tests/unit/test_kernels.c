@@ -217,6 +217,9 @@ static void test_large_batch_matches_reference(void **state)
         size_t n_in = cit_type_traits(type)->block_size > 32 ? 512 : 96;
         test_rng_seed(77 + type);
         check_shape(type, (struct shape){n_in, 70, 131}, false);
+        /* past every tier's switch to its batch path (the amx tier's is up to 96 tokens),
+         * with a ragged last token group and row block */
+        check_shape(type, (struct shape){n_in * 3, 33, 100}, cit_type_traits(type)->is_quantized);
     }
 }
 
