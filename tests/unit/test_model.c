@@ -181,6 +181,48 @@ static void test_batch_invariance(void **state)
     }
 }
 
+/* A batch of 104 tokens (8 sequences x 13, interleaved), past the size at
+ * which every tier switches to its batch kernels (the amx tier's tile
+ * kernels start at 16 to 96 tokens by type), gives each sequence exactly
+ * the logits it gets decoded alone one token at a time (the decode kernels). */
+static const char *const large_batch_models[] = {"models/micro-llama-Q4_0.gguf", "models/micro-qwen2-Q8_0.gguf",
+                                                 "models/micro-llama-Q4_K_M.gguf", "models/micro-qwen2-Q5_K_M.gguf",
+                                                 "models/micro-llama-Q6_K.gguf"};
+static void test_batch_invariance_large(void **state)
+{
+    (void)state;
+    enum { NS = 8, NT = 13 };
+    for (size_t mi = 0; mi < sizeof large_batch_models / sizeof large_batch_models[0]; mi++) {
+        struct cit_model *m = load(large_batch_models[mi]);
+        uint32_t n_vocab = cit_model_info(m)->n_vocab;
+        int32_t tok[NS][NT];
+        for (int s = 0; s < NS; s++)
+            for (int i = 0; i < NT; i++)
+                tok[s][i] = i == 0 ? 1 : (int32_t)((37u * (unsigned)s + 101u * (unsigned)i + 7u) % (n_vocab - 3) + 3);
+        struct cit_context *c = new_ctx(m, 32, NS, NS * NT, 2);
+        struct cit_batch_item items[NS * NT];
+        size_t n = 0;
+        for (int i = 0; i < NT; i++)
+            for (int s = 0; s < NS; s++)
+                items[n++] = (struct cit_batch_item){tok[s][i], i, s, true};
+        decode_ok(c, items, n);
+        struct cit_context *one = new_ctx(m, 32, 1, 1, 2);
+        for (int s = 0; s < NS; s++) {
+            cit_kv_seq_rm(one, 0, 0);
+            for (int i = 0; i < NT; i++) {
+                struct cit_batch_item it = {tok[s][i], i, 0, true};
+                decode_ok(one, &it, 1);
+                if (memcmp(cit_logits(one, 0), cit_logits(c, (size_t)i * NS + (size_t)s), n_vocab * sizeof(float)))
+                    fail_msg("%s: seq %d pos %d differs between a 104-token batch and one-token decodes",
+                             large_batch_models[mi], s, i);
+            }
+        }
+        cit_context_free(one);
+        cit_context_free(c);
+        cit_model_free(m);
+    }
+}
+
 /* A prompt as one batch == the same prompt one token per decode. */
 static void test_prefill_vs_tokenwise(void **state)
 {
@@ -851,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_decode_validation),
         cmocka_unit_test(test_logits_selection),
         cmocka_unit_test(test_batch_invariance),
+        cmocka_unit_test(test_batch_invariance_large),
         cmocka_unit_test(test_prefill_vs_tokenwise),
         cmocka_unit_test(test_thread_counts),
         cmocka_unit_test(test_kv_seq_rm),
