@@ -17,11 +17,10 @@
 #include <sys/stat.h>
 
 #include "base/err.h"
-#include "base/threadpool.h"
 #include "citadel/gguf.h"
 #include "citadel/gguf_write.h"
+#include "model/rowwrite.h"
 
-#define CHUNK_BYTES (32u << 20) /* output bytes converted per parallel loop */
 #define QUANT_VERSION 2u        /* general.quantization_version of the block layouts we write */
 
 static const struct {
@@ -141,22 +140,18 @@ bool cit_quantize_first_fallback(uint64_t *seen, size_t *n_seen, uint64_t ne0, u
 
 /* ---- conversion ---- */
 
-struct convert_job {
-    const uint8_t *src;           /* first source row of the chunk */
-    uint64_t src_row_bytes, dst_row_bytes, ne0;
+/* One row of a tensor converted from the source type to the target type. */
+struct convert_src {
+    const uint8_t *data; /* the source tensor, rows of src_row_bytes */
+    uint64_t src_row_bytes, ne0;
     const struct cit_type_traits *from, *to;
-    uint8_t *dst;                 /* chunk output, rows x dst_row_bytes */
-    float *scratch;               /* n_threads x ne0 */
 };
 
-static void convert_rows(void *arg, size_t begin, size_t end, unsigned tid)
+static void convert_row(const void *arg, uint64_t row, uint8_t *dst, float *scratch)
 {
-    const struct convert_job *j = arg;
-    float *row = j->scratch + (size_t)tid * j->ne0;
-    for (size_t r = begin; r < end; r++) {
-        j->from->to_float(j->src + r * j->src_row_bytes, row, (int64_t)j->ne0);
-        j->to->from_float(row, j->dst + r * j->dst_row_bytes, (int64_t)j->ne0);
-    }
+    const struct convert_src *c = arg;
+    c->from->to_float(c->data + row * c->src_row_bytes, scratch, (int64_t)c->ne0);
+    c->to->from_float(scratch, dst, (int64_t)c->ne0);
 }
 
 /* The block count of the model, from <arch>.block_count or the tensor names. */
@@ -200,51 +195,21 @@ void cit_notef(cit_note_fn note, void *arg, const char *fmt, ...)
 static enum cit_status write_tensors(const struct cit_gguf *g, struct cit_gguf_writer *w, const uint32_t *types,
                                      const struct cit_quantize_params *p, uint64_t total, char *err, size_t errlen)
 {
-    unsigned nt = p->n_threads ? p->n_threads : cit_cpu_count();
-    if (nt > CIT_THREADPOOL_MAX_THREADS)
-        nt = CIT_THREADPOOL_MAX_THREADS;
-    struct cit_threadpool *pool = NULL;
-    enum cit_status st = cit_threadpool_new(nt, &pool, err, errlen);
-    if (st)
-        return st;
     uint64_t max_ne0 = 1;
     for (size_t i = 0; i < cit_gguf_n_tensors(g); i++)
         max_ne0 = cit_gguf_tensor_at(g, i)->ne[0] > max_ne0 ? cit_gguf_tensor_at(g, i)->ne[0] : max_ne0;
-    float *scratch = NULL;
-    uint8_t *out = NULL;
-    if (max_ne0 <= SIZE_MAX / sizeof(float) / nt)
-        scratch = malloc((size_t)max_ne0 * nt * sizeof(float));
-    uint64_t done = 0;
-    for (size_t i = 0; i < cit_gguf_n_tensors(g) && st == CIT_OK && scratch; i++) {
+    struct cit_row_writer rw;
+    enum cit_status st = cit_row_writer_init(&rw, p->n_threads, max_ne0, total, p->progress, p->cb_arg, err, errlen);
+    for (size_t i = 0; i < cit_gguf_n_tensors(g) && st == CIT_OK; i++) {
         const struct cit_gguf_tensor *t = cit_gguf_tensor_at(g, i);
         uint64_t rows = t->ne[1] * t->ne[2] * t->ne[3]; /* the reader checked the product fits */
         uint64_t src_row = 0, dst_row = 0;
         cit_type_row_size(t->type, t->ne[0], &src_row);
         cit_type_row_size(types[i], t->ne[0], &dst_row);
-        uint64_t chunk = CHUNK_BYTES / dst_row;
-        chunk = chunk < 1 ? 1 : chunk > rows ? rows : chunk;
-        free(out);
-        out = malloc((size_t)(chunk * dst_row));
-        if (!out)
-            break;
-        struct convert_job job = {.src_row_bytes = src_row, .dst_row_bytes = dst_row, .ne0 = t->ne[0],
-                                  .from = cit_type_traits(t->type), .to = cit_type_traits(types[i]), .dst = out,
-                                  .scratch = scratch};
-        for (uint64_t r0 = 0; r0 < rows && st == CIT_OK; r0 += chunk) {
-            uint64_t n = rows - r0 < chunk ? rows - r0 : chunk;
-            job.src = (const uint8_t *)t->data + r0 * src_row;
-            cit_threadpool_for(pool, (size_t)n, 1, convert_rows, &job);
-            st = cit_gguf_writer_write(w, out, (size_t)(n * dst_row), err, errlen);
-            done += n * t->ne[0];
-            if (p->progress)
-                p->progress(p->cb_arg, done, total);
-        }
+        struct convert_src c = {t->data, src_row, t->ne[0], cit_type_traits(t->type), cit_type_traits(types[i])};
+        st = cit_row_writer_tensor(&rw, w, rows, t->ne[0], dst_row, convert_row, &c, err, errlen);
     }
-    if (st == CIT_OK && (!scratch || !out))
-        st = cit_fail(CIT_ERR_NOMEM, err, errlen, "out of memory for the conversion buffers");
-    free(out);
-    free(scratch);
-    cit_threadpool_free(pool);
+    cit_row_writer_free(&rw);
     return st;
 }
 

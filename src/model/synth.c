@@ -20,13 +20,12 @@
 
 #include "base/checked.h"
 #include "base/err.h"
-#include "base/threadpool.h"
 #include "citadel/gguf.h"
 #include "citadel/gguf_write.h"
 #include "citadel/plan.h"
+#include "model/rowwrite.h"
 
 #define WEIGHT_STD 0.02f
-#define CHUNK_BYTES (32u << 20)
 #define MAX_PAD_NAME 24 /* "<synth_4294967295>" + NUL fits */
 
 /* What the planner catalog lacks, per model id. catalog == NULL: a test
@@ -151,24 +150,19 @@ struct gen_tensor {
     uint32_t type;
 };
 
-struct gen_job {
+/* One row of a generated tensor. */
+struct gen_src {
     const struct gen_tensor *t;
     size_t ti;
-    uint64_t seed, r0, dst_row_bytes;
+    uint64_t seed;
     const struct cit_type_traits *to;
-    uint8_t *dst;
-    float *scratch; /* n_threads x ne[0] */
 };
 
-static void gen_rows(void *arg, size_t begin, size_t end, unsigned tid)
+static void gen_row(const void *arg, uint64_t row, uint8_t *dst, float *scratch)
 {
-    const struct gen_job *j = arg;
-    uint64_t ne0 = j->t->ne[0];
-    float *row = j->scratch + (size_t)tid * ne0;
-    for (size_t r = begin; r < end; r++) {
-        random_row(j->seed, j->ti, j->r0 + r, j->t->std, j->t->fill, row, ne0);
-        j->to->from_float(row, j->dst + r * j->dst_row_bytes, (int64_t)ne0);
-    }
+    const struct gen_src *g = arg;
+    random_row(g->seed, g->ti, row, g->t->std, g->t->fill, scratch, g->t->ne[0]);
+    g->to->from_float(scratch, dst, (int64_t)g->t->ne[0]);
 }
 
 /* ---- file layout ---- */
@@ -325,45 +319,18 @@ static enum cit_status check_shape(const struct cit_synth_shape *s, char *err, s
 static enum cit_status write_data(struct cit_gguf_writer *w, const struct gen_tensor *ts, size_t nt,
                                   const struct cit_synth_params *p, uint64_t total, char *err, size_t errlen)
 {
-    unsigned nthr = p->n_threads ? p->n_threads : cit_cpu_count();
-    if (nthr > CIT_THREADPOOL_MAX_THREADS)
-        nthr = CIT_THREADPOOL_MAX_THREADS;
-    struct cit_threadpool *pool = NULL;
-    enum cit_status st = cit_threadpool_new(nthr, &pool, err, errlen);
-    if (st)
-        return st;
     uint64_t max_ne0 = 1;
     for (size_t i = 0; i < nt; i++)
         max_ne0 = ts[i].ne[0] > max_ne0 ? ts[i].ne[0] : max_ne0;
-    float *scratch = malloc((size_t)max_ne0 * nthr * sizeof(float));
-    uint8_t *out = malloc(CHUNK_BYTES);
-    uint64_t done = 0;
-    for (size_t i = 0; i < nt && st == CIT_OK && scratch && out; i++) {
+    struct cit_row_writer rw;
+    enum cit_status st = cit_row_writer_init(&rw, p->n_threads, max_ne0, total, p->progress, p->cb_arg, err, errlen);
+    for (size_t i = 0; i < nt && st == CIT_OK; i++) {
         uint64_t row_bytes = 0;
         cit_type_row_size(ts[i].type, ts[i].ne[0], &row_bytes);
-        uint64_t chunk = CHUNK_BYTES / row_bytes;
-        if (chunk == 0) { /* a row larger than the buffer: rows above 8M elements are not made here */
-            st = cit_fail(CIT_ERR_LIMIT, err, errlen, "tensor %s: rows of %" PRIu64 " bytes are too long", ts[i].name,
-                          row_bytes);
-            break;
-        }
-        struct gen_job job = {.t = &ts[i], .ti = i, .seed = p->seed, .dst_row_bytes = row_bytes,
-                              .to = cit_type_traits(ts[i].type), .dst = out, .scratch = scratch};
-        for (uint64_t r0 = 0; r0 < ts[i].ne[1] && st == CIT_OK; r0 += chunk) {
-            uint64_t n = ts[i].ne[1] - r0 < chunk ? ts[i].ne[1] - r0 : chunk;
-            job.r0 = r0;
-            cit_threadpool_for(pool, (size_t)n, 1, gen_rows, &job);
-            st = cit_gguf_writer_write(w, out, (size_t)(n * row_bytes), err, errlen);
-            done += n * ts[i].ne[0];
-            if (p->progress)
-                p->progress(p->cb_arg, done, total);
-        }
+        struct gen_src g = {&ts[i], i, p->seed, cit_type_traits(ts[i].type)};
+        st = cit_row_writer_tensor(&rw, w, ts[i].ne[1], ts[i].ne[0], row_bytes, gen_row, &g, err, errlen);
     }
-    if (st == CIT_OK && (!scratch || !out))
-        st = cit_fail(CIT_ERR_NOMEM, err, errlen, "out of memory for the generation buffers");
-    free(out);
-    free(scratch);
-    cit_threadpool_free(pool);
+    cit_row_writer_free(&rw);
     return st;
 }
 
