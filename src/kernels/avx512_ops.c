@@ -309,6 +309,56 @@ static void weighted_sum(float *out, float alpha, const float *w, const float *v
     }
 }
 
+/* weighted_sum for two heads over the same keys and values: each value row
+ * is loaded once for both. Per head the operations and their order are
+ * exactly weighted_sum's, so either gives the same bits. */
+static void weighted_sum2(float *out0, float *out1, float alpha0, float alpha1, const float *w0s, const float *w1s,
+                          const float *v, size_t n_keys, size_t kv_stride, size_t hd)
+{
+    __m512 al0 = _mm512_set1_ps(alpha0), al1 = _mm512_set1_ps(alpha1);
+    for (size_t d0 = 0; d0 < hd; d0 += 64) {
+        __mmask16 m[4];
+        __m512 a0[4], a1[4], b0[4], b1[4]; /* head 0 even / odd keys, head 1 even / odd keys */
+#pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) {
+            size_t d = d0 + 16 * (size_t)c;
+            m[c] = d < hd ? first(hd - d) : 0;
+            a0[c] = _mm512_mul_ps(al0, _mm512_maskz_loadu_ps(m[c], out0 + d));
+            b0[c] = _mm512_mul_ps(al1, _mm512_maskz_loadu_ps(m[c], out1 + d));
+            a1[c] = _mm512_setzero_ps();
+            b1[c] = _mm512_setzero_ps();
+        }
+        const float *vp = v + d0;
+        size_t p = 0;
+        for (; p + 2 <= n_keys; p += 2, vp += 2 * kv_stride) {
+            __m512 x0 = _mm512_set1_ps(w0s[p]), x1 = _mm512_set1_ps(w0s[p + 1]);
+            __m512 y0 = _mm512_set1_ps(w1s[p]), y1 = _mm512_set1_ps(w1s[p + 1]);
+#pragma GCC unroll 16
+            for (int c = 0; c < 4; c++) {
+                __m512 ve = _mm512_maskz_loadu_ps(m[c], vp + 16 * c), vo = _mm512_maskz_loadu_ps(m[c], vp + kv_stride + 16 * c);
+                a0[c] = _mm512_fmadd_ps(x0, ve, a0[c]);
+                a1[c] = _mm512_fmadd_ps(x1, vo, a1[c]);
+                b0[c] = _mm512_fmadd_ps(y0, ve, b0[c]);
+                b1[c] = _mm512_fmadd_ps(y1, vo, b1[c]);
+            }
+        }
+        if (p < n_keys) {
+            __m512 x0 = _mm512_set1_ps(w0s[p]), y0 = _mm512_set1_ps(w1s[p]);
+#pragma GCC unroll 16
+            for (int c = 0; c < 4; c++) {
+                __m512 ve = _mm512_maskz_loadu_ps(m[c], vp + 16 * c);
+                a0[c] = _mm512_fmadd_ps(x0, ve, a0[c]);
+                b0[c] = _mm512_fmadd_ps(y0, ve, b0[c]);
+            }
+        }
+#pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) {
+            _mm512_mask_storeu_ps(out0 + d0 + 16 * c, m[c], _mm512_add_ps(a0[c], a1[c]));
+            _mm512_mask_storeu_ps(out1 + d0 + 16 * c, m[c], _mm512_add_ps(b0[c], b1[c]));
+        }
+    }
+}
+
 /* Keys per block: a block of keys and values (KEY_BLOCK rows of head_dim)
  * stays in L1 while every head of the group passes over it. */
 #define KEY_BLOCK 64
@@ -335,16 +385,22 @@ static void attn_heads(float *out, const float *q, size_t n_q, const float *k, c
         for (size_t p0 = 0; p0 < n_keys; p0 += KEY_BLOCK) {
             size_t nb = n_keys - p0 < KEY_BLOCK ? n_keys - p0 : KEY_BLOCK;
             const float *kp = k + p0 * kv_stride, *vp = v + p0 * kv_stride;
+            float s[MAX_GROUP][KEY_BLOCK], alpha[MAX_GROUP];
             for (size_t g = 0; g < ng; g++) {
-                float s[KEY_BLOCK];
-                qk_scores(s, q + (g0 + g) * hd, kp, nb, kv_stride, hd);
-                float bm = scale_max(s, nb, scale);
+                qk_scores(s[g], q + (g0 + g) * hd, kp, nb, kv_stride, hd);
+                float bm = scale_max(s[g], nb, scale);
                 float m_new = bm > mx[g] ? bm : mx[g];
-                float alpha = _mm512_cvtss_f32(exp16(_mm512_set1_ps(mx[g] - m_new))); /* 0 for the first block */
-                sum[g] = sum[g] * (double)alpha + exp_sum(s, nb, m_new);
+                alpha[g] = _mm512_cvtss_f32(exp16(_mm512_set1_ps(mx[g] - m_new))); /* 0 for the first block */
+                sum[g] = sum[g] * (double)alpha[g] + exp_sum(s[g], nb, m_new);
                 mx[g] = m_new;
-                weighted_sum(out + (g0 + g) * hd, alpha, s, vp, nb, kv_stride, hd);
             }
+            /* the values of the block once per pair of heads */
+            size_t g = 0;
+            for (; g + 2 <= ng; g += 2)
+                weighted_sum2(out + (g0 + g) * hd, out + (g0 + g + 1) * hd, alpha[g], alpha[g + 1], s[g], s[g + 1], vp,
+                              nb, kv_stride, hd);
+            if (g < ng)
+                weighted_sum(out + (g0 + g) * hd, alpha[g], s[g], vp, nb, kv_stride, hd);
         }
         for (size_t g = 0; g < ng; g++) {
             float *o = out + (g0 + g) * hd;
