@@ -271,91 +271,51 @@ static void qk_scores(float *scores, const float *q, const float *k, size_t n_ke
     }
 }
 
-/* out = alpha * out + sum_p w[p] v_p, 64 dims at a time, even and odd keys
- * in separate accumulators. */
-static void weighted_sum(float *out, float alpha, const float *w, const float *v, size_t n_keys, size_t kv_stride,
-                         size_t hd)
+/* For NH heads (1 or 2) over the same keys and values: out[h] = alpha[h] *
+ * out[h] + sum_p w[h][p] v_p, 64 dims at a time, even and odd keys in
+ * separate accumulators. A value row is loaded once for all NH heads; each
+ * head's operations and their order do not depend on NH, so a head gets the
+ * same bits alone or in a pair. */
+INLINE void weighted_sum_n(float *const *out, const float *alpha, const float *const *w, const float *v,
+                           size_t n_keys, size_t kv_stride, size_t hd, const int NH)
 {
-    __m512 al = _mm512_set1_ps(alpha);
     for (size_t d0 = 0; d0 < hd; d0 += 64) {
         __mmask16 m[4];
-        __m512 a0[4], a1[4];
+        __m512 a0[2][4], a1[2][4]; /* [head][16 dims]: even keys, odd keys */
 #pragma GCC unroll 16
         for (int c = 0; c < 4; c++) {
             size_t d = d0 + 16 * (size_t)c;
             m[c] = d < hd ? first(hd - d) : 0;
-            a0[c] = _mm512_mul_ps(al, _mm512_maskz_loadu_ps(m[c], out + d));
-            a1[c] = _mm512_setzero_ps();
+            for (int h = 0; h < NH; h++) {
+                a0[h][c] = _mm512_mul_ps(_mm512_set1_ps(alpha[h]), _mm512_maskz_loadu_ps(m[c], out[h] + d));
+                a1[h][c] = _mm512_setzero_ps();
+            }
         }
         const float *vp = v + d0;
         size_t p = 0;
         for (; p + 2 <= n_keys; p += 2, vp += 2 * kv_stride) {
-            __m512 w0 = _mm512_set1_ps(w[p]), w1 = _mm512_set1_ps(w[p + 1]);
-#pragma GCC unroll 16
-            for (int c = 0; c < 4; c++) {
-                a0[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m[c], vp + 16 * c), a0[c]);
-                a1[c] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m[c], vp + kv_stride + 16 * c), a1[c]);
-            }
-        }
-        if (p < n_keys) {
-            __m512 w0 = _mm512_set1_ps(w[p]);
-#pragma GCC unroll 16
-            for (int c = 0; c < 4; c++)
-                a0[c] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m[c], vp + 16 * c), a0[c]);
-        }
-#pragma GCC unroll 16
-        for (int c = 0; c < 4; c++)
-            _mm512_mask_storeu_ps(out + d0 + 16 * c, m[c], _mm512_add_ps(a0[c], a1[c]));
-    }
-}
-
-/* weighted_sum for two heads over the same keys and values: each value row
- * is loaded once for both. Per head the operations and their order are
- * exactly weighted_sum's, so either gives the same bits. */
-static void weighted_sum2(float *out0, float *out1, float alpha0, float alpha1, const float *w0s, const float *w1s,
-                          const float *v, size_t n_keys, size_t kv_stride, size_t hd)
-{
-    __m512 al0 = _mm512_set1_ps(alpha0), al1 = _mm512_set1_ps(alpha1);
-    for (size_t d0 = 0; d0 < hd; d0 += 64) {
-        __mmask16 m[4];
-        __m512 a0[4], a1[4], b0[4], b1[4]; /* head 0 even / odd keys, head 1 even / odd keys */
-#pragma GCC unroll 16
-        for (int c = 0; c < 4; c++) {
-            size_t d = d0 + 16 * (size_t)c;
-            m[c] = d < hd ? first(hd - d) : 0;
-            a0[c] = _mm512_mul_ps(al0, _mm512_maskz_loadu_ps(m[c], out0 + d));
-            b0[c] = _mm512_mul_ps(al1, _mm512_maskz_loadu_ps(m[c], out1 + d));
-            a1[c] = _mm512_setzero_ps();
-            b1[c] = _mm512_setzero_ps();
-        }
-        const float *vp = v + d0;
-        size_t p = 0;
-        for (; p + 2 <= n_keys; p += 2, vp += 2 * kv_stride) {
-            __m512 x0 = _mm512_set1_ps(w0s[p]), x1 = _mm512_set1_ps(w0s[p + 1]);
-            __m512 y0 = _mm512_set1_ps(w1s[p]), y1 = _mm512_set1_ps(w1s[p + 1]);
-#pragma GCC unroll 16
-            for (int c = 0; c < 4; c++) {
-                __m512 ve = _mm512_maskz_loadu_ps(m[c], vp + 16 * c), vo = _mm512_maskz_loadu_ps(m[c], vp + kv_stride + 16 * c);
-                a0[c] = _mm512_fmadd_ps(x0, ve, a0[c]);
-                a1[c] = _mm512_fmadd_ps(x1, vo, a1[c]);
-                b0[c] = _mm512_fmadd_ps(y0, ve, b0[c]);
-                b1[c] = _mm512_fmadd_ps(y1, vo, b1[c]);
-            }
-        }
-        if (p < n_keys) {
-            __m512 x0 = _mm512_set1_ps(w0s[p]), y0 = _mm512_set1_ps(w1s[p]);
 #pragma GCC unroll 16
             for (int c = 0; c < 4; c++) {
                 __m512 ve = _mm512_maskz_loadu_ps(m[c], vp + 16 * c);
-                a0[c] = _mm512_fmadd_ps(x0, ve, a0[c]);
-                b0[c] = _mm512_fmadd_ps(y0, ve, b0[c]);
+                __m512 vo = _mm512_maskz_loadu_ps(m[c], vp + kv_stride + 16 * c);
+                for (int h = 0; h < NH; h++) {
+                    a0[h][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[h][p]), ve, a0[h][c]);
+                    a1[h][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[h][p + 1]), vo, a1[h][c]);
+                }
+            }
+        }
+        if (p < n_keys) {
+#pragma GCC unroll 16
+            for (int c = 0; c < 4; c++) {
+                __m512 ve = _mm512_maskz_loadu_ps(m[c], vp + 16 * c);
+                for (int h = 0; h < NH; h++)
+                    a0[h][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[h][p]), ve, a0[h][c]);
             }
         }
 #pragma GCC unroll 16
-        for (int c = 0; c < 4; c++) {
-            _mm512_mask_storeu_ps(out0 + d0 + 16 * c, m[c], _mm512_add_ps(a0[c], a1[c]));
-            _mm512_mask_storeu_ps(out1 + d0 + 16 * c, m[c], _mm512_add_ps(b0[c], b1[c]));
-        }
+        for (int c = 0; c < 4; c++)
+            for (int h = 0; h < NH; h++)
+                _mm512_mask_storeu_ps(out[h] + d0 + 16 * c, m[c], _mm512_add_ps(a0[h][c], a1[h][c]));
     }
 }
 
@@ -395,12 +355,14 @@ static void attn_heads(float *out, const float *q, size_t n_q, const float *k, c
                 mx[g] = m_new;
             }
             /* the values of the block once per pair of heads */
-            size_t g = 0;
-            for (; g + 2 <= ng; g += 2)
-                weighted_sum2(out + (g0 + g) * hd, out + (g0 + g + 1) * hd, alpha[g], alpha[g + 1], s[g], s[g + 1], vp,
-                              nb, kv_stride, hd);
-            if (g < ng)
-                weighted_sum(out + (g0 + g) * hd, alpha[g], s[g], vp, nb, kv_stride, hd);
+            for (size_t g = 0; g < ng; g += 2) {
+                float *o[2] = {out + (g0 + g) * hd, out + (g0 + g + 1) * hd};
+                const float *ws[2] = {s[g], s[g + 1 < ng ? g + 1 : g]};
+                if (g + 1 < ng)
+                    weighted_sum_n(o, alpha + g, ws, vp, nb, kv_stride, hd, 2);
+                else
+                    weighted_sum_n(o, alpha + g, ws, vp, nb, kv_stride, hd, 1);
+            }
         }
         for (size_t g = 0; g < ng; g++) {
             float *o = out + (g0 + g) * hd;
