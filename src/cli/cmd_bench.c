@@ -398,12 +398,31 @@ static struct row *add_row(struct bench_state *s, int model, enum row_kind kind,
     return r;
 }
 
-/* The int8 ceiling of quantized prompt processing: the matrix unit where
- * the active tier has one (its prompt kernels run there), else the vector
- * dot product. */
-static double int8_peak(const struct cit_probe_result *r)
+/* The limit a pp or tg row is measured against: its JSON name, its suffix
+ * in the table and its probed value (GB/s or G operations/s); NULL for other
+ * rows. Quantized prompts are measured against the matrix unit where the
+ * active tier has one (its prompt kernels run there), else the vector dot. */
+struct limit {
+    const char *name, *label;
+    double (*peak)(const struct cit_probe_result *r);
+};
+static double peak_read(const struct cit_probe_result *r) { return r->read_gbs; }
+static double peak_fma(const struct cit_probe_result *r) { return r->fma_gflops; }
+static double peak_dot(const struct cit_probe_result *r) { return r->dot_gops; }
+static double peak_tile(const struct cit_probe_result *r) { return r->tile_gops; }
+
+static const struct limit *row_limit(const struct bench_state *s, const struct row *r)
 {
-    return r->tile_gops > 0 ? r->tile_gops : r->dot_gops;
+    static const struct limit bw = {"bandwidth", "bw", peak_read}, fma = {"f32_fma", "fma", peak_fma},
+                              dot = {"int8_dot", "int8", peak_dot}, tile = {"int8_tile", "int8 tile", peak_tile};
+    if (r->kind == ROW_TG)
+        return &bw;
+    if (r->kind != ROW_PP)
+        return NULL;
+    if (!s->models[r->model].rl.quantized)
+        return &fma;
+    const struct probe_entry *p = probe_for(s, r->n_threads);
+    return p && p->r.tile_gops > 0 ? &tile : &dot;
 }
 
 /* Sets the row's mean, deviation and fraction of the machine's limit. */
@@ -412,16 +431,14 @@ static void finish_row(const struct bench_state *s, struct row *r)
     const struct cit_roofline *rl = &s->models[r->model].rl;
     const struct probe_entry *p = probe_for(s, r->n_threads);
     mean_sd(r->samples, r->n_samples, &r->mean, &r->sd);
-    if (r->kind == ROW_PP) {
+    if (r->kind == ROW_PP)
         r->per_token = cit_roofline_prompt_ops(rl, (uint64_t)r->n_tokens) / (double)r->n_tokens;
-        double peak = p ? (rl->quantized ? int8_peak(&p->r) : p->r.fma_gflops) * 1e9 : 0;
-        if (peak > 0)
-            r->frac = r->mean * r->per_token / peak;
-    } else if (r->kind == ROW_TG) {
+    else if (r->kind == ROW_TG)
         r->per_token = cit_roofline_gen_bytes_per_token(rl, (uint64_t)r->n_tokens, 0);
-        if (p && p->r.read_gbs > 0)
-            r->frac = r->mean * r->per_token / (p->r.read_gbs * 1e9);
-    }
+    const struct limit *lim = row_limit(s, r);
+    double peak = lim && p ? lim->peak(&p->r) * 1e9 : 0;
+    if (peak > 0)
+        r->frac = r->mean * r->per_token / peak;
 }
 
 /* Every test of one model on one (threads, batch) context. first: this is
@@ -566,19 +583,6 @@ static void run_probes(struct bench_state *s)
 
 /* ---- output ---- */
 
-static const char *limit_name(const struct bench_state *s, const struct row *r)
-{
-    if (r->kind == ROW_TG)
-        return "bandwidth";
-    if (r->kind == ROW_PP)
-    {
-        const struct probe_entry *p = probe_for(s, r->n_threads);
-        if (!s->models[r->model].rl.quantized)
-            return "f32_fma";
-        return p && p->r.tile_gops > 0 ? "int8_tile" : "int8_dot";
-    }
-    return NULL;
-}
 
 static void fmt_count(double v, char *buf, size_t len)
 {
@@ -638,11 +642,7 @@ static void print_md(const struct bench_state *s, const char *cpu)
             snprintf(val, sizeof val, "%.2f ± %.2f", r->mean, r->sd);
         }
         if (r->frac >= 0)
-            snprintf(frac, sizeof frac, "%.1f%% %s", r->frac * 100,
-                     r->kind == ROW_TG                          ? "bw"
-                     : !strcmp(limit_name(s, r), "int8_tile")   ? "int8 tile"
-                     : s->models[r->model].rl.quantized          ? "int8"
-                                                                : "fma");
+            snprintf(frac, sizeof frac, "%.1f%% %s", r->frac * 100, row_limit(s, r)->label);
         else
             snprintf(frac, sizeof frac, "-");
         printf("| %s | %s | %s | %s | %u | %u | %s | %s | %s |\n", model_label(o->models[r->model]), sz, np,
@@ -731,7 +731,7 @@ static int print_json(const struct bench_state *s, const char *cpu)
                           test, "kind", r->kind == ROW_PP ? "pp" : "tg", "n_tokens", (json_int_t)r->n_tokens, "reps",
                           (json_int_t)r->n_samples, "samples_ts", samples, "avg_ts", r->mean, "stddev_ts", r->sd,
                           r->kind == ROW_PP ? "ops_per_token" : "bytes_per_token", r->per_token, "limit",
-                          limit_name(s, r), "limit_fraction", r->frac >= 0 ? json_real(r->frac) : json_null());
+                          row_limit(s, r)->name, "limit_fraction", r->frac >= 0 ? json_real(r->frac) : json_null());
         }
         if (!j)
             goto oom;
