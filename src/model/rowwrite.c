@@ -17,7 +17,6 @@ enum cit_status cit_row_writer_init(struct cit_row_writer *rw, unsigned n_thread
     unsigned nt = n_threads ? n_threads : cit_cpu_count();
     if (nt > CIT_THREADPOOL_MAX_THREADS)
         nt = CIT_THREADPOOL_MAX_THREADS;
-    rw->n_threads = nt;
     rw->max_ne0 = max_ne0 ? max_ne0 : 1;
     rw->total = total;
     rw->progress = progress;

@@ -22,9 +22,8 @@ typedef void (*cit_row_fn)(const void *arg, uint64_t row, uint8_t *dst, float *s
 
 struct cit_row_writer {
     struct cit_threadpool *pool;
-    unsigned n_threads;
     uint64_t max_ne0;  /* longest row, in elements */
-    float *scratch;    /* (n_threads, max_ne0) */
+    float *scratch;    /* (threads of the pool, max_ne0) */
     uint8_t *buf;      /* one chunk of encoded rows */
     size_t buf_bytes;
     uint64_t done, total; /* elements written, of all */
