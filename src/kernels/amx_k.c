@@ -47,8 +47,8 @@
 #include "kernels/kernels.h"
 #include "kernels/x86_k_common.h"
 #include "kernels/x86_zmm.h"
+#include "kernels/amx_common.h"
 
-#define AK_GROUP 16  /* tokens per group (= pack_group) */
 #define AK_KC 4      /* super-blocks of weights unpacked at a time */
 #define AK_SB 4416   /* activation bytes per (group, super-block): 4096 codes + 256 bsums + 64 d */
 #define AK_RN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
@@ -57,6 +57,7 @@
 #define AK_SUB(a, b) _mm512_sub_round_ps(a, b, AK_RN)
 
 static const struct cit_kernel *below[3]; /* the VNNI tier's Q4_K, Q5_K, Q6_K kernels */
+static const char ak_layout; /* names this file's activation layout (the three kinds share it) */
 
 static inline int ndigits(enum kx_kind kind) { return kind == KX_Q4K ? 2 : kind == KX_Q5K ? 3 : 4; }
 static inline int digit_shift(enum kx_kind kind) { return kind == KX_Q4K ? 3 : 2; }
@@ -65,32 +66,15 @@ static inline int digit_shift(enum kx_kind kind) { return kind == KX_Q4K ? 3 : 2
  * activations, 5 and 7 weights. */
 static void ak_configure(void)
 {
-    /* a constant in memory: GCC 12 drops stores to a local configuration
-     * that only LDTILECFG reads */
-    static const struct {
-        uint8_t palette, start_row, reserved[14];
-        uint16_t colsb[16];
-        uint8_t rows[16];
-    } c = {.palette = 1, .colsb = {64, 64, 64, 64, 64, 64, 64, 64}, .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+    static const struct amx_tilecfg c = {.palette = 1,
+                                         .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                         .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
     _tile_loadconfig(&c);
 }
 
 /* ---- activations ---- */
 
 static inline size_t ak_group_bytes(size_t n_in) { return n_in / CIT_QK_K * AK_SB; }
-
-static bool ak_act_bytes(size_t min, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
-{
-    if (n_tokens < min)
-        return below[0]->act_bytes(n_in, n_tokens, bytes);
-    uint64_t floor, groups = (n_tokens + AK_GROUP - 1) / AK_GROUP;
-    if (n_in > (uint64_t)1 << 40 || !below[0]->act_bytes(n_in, min - 1, &floor) ||
-        !cit_mul_u64(ak_group_bytes((size_t)n_in), groups, bytes))
-        return false;
-    if (*bytes < floor)
-        *bytes = floor; /* non-decreasing across the switch */
-    return true;
-}
 
 static void ak_pack(size_t min, const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
 {
@@ -99,12 +83,12 @@ static void ak_pack(size_t min, const float *x, size_t n_in, size_t n_tokens, si
         return;
     }
     const size_t nsb = n_in / CIT_QK_K, gb = ak_group_bytes(n_in);
-    /* pack_group is AK_GROUP: a call owns whole groups, and the one that ends
+    /* pack_group is AMX_GROUP: a call owns whole groups, and the one that ends
      * the batch writes the padding tokens */
-    size_t t_end = t1 == n_tokens ? (n_tokens + AK_GROUP - 1) / AK_GROUP * AK_GROUP : t1;
+    size_t t_end = t1 == n_tokens ? (n_tokens + AMX_GROUP - 1) / AMX_GROUP * AMX_GROUP : t1;
     for (size_t t = t0; t < t_end; t++) {
-        uint8_t *g = (uint8_t *)act + t / AK_GROUP * gb;
-        size_t m = t % AK_GROUP;
+        uint8_t *g = (uint8_t *)act + t / AMX_GROUP * gb;
+        size_t m = t % AMX_GROUP;
         for (size_t s = 0; s < nsb; s++) {
             struct cit_block_q8_k b;
             if (t < n_tokens)
@@ -138,11 +122,11 @@ static inline __attribute__((always_inline)) void ak_unpack(enum kx_kind kind, c
 {
     const int nd = ndigits(kind), sh = digit_shift(kind), bb = kind_bytes(kind);
     _Alignas(64) uint8_t rows[4][4][16][64]; /* [chunk][digit][row][64 products] */
+    if (nr < 16)
+        memset(rows, 0, sizeof rows); /* rows nr..15 are never written: zero tiles */
     for (size_t s = 0; s < kn; s++) {
         struct ak_sbw *o = sw + s;
         memset(o, 0, sizeof *o);
-        if (nr < 16)
-            memset(rows, 0, sizeof rows);
         for (size_t i = 0; i < nr; i++) {
             const uint8_t *blk = w + (rb + i) * row_bytes + (s0 + s) * (size_t)bb;
             _Alignas(64) uint8_t q[CIT_QK_K];
@@ -278,7 +262,7 @@ static inline __attribute__((always_inline)) void ak_gemm(enum kx_kind kind, con
     _Alignas(64) int32_t cbuf[4][256];
     struct ak_sbw sw[AK_KC];
     const int nd = ndigits(kind);
-    const size_t nsb = n_in / CIT_QK_K, gb = ak_group_bytes(n_in), ngroups = (n_tokens + AK_GROUP - 1) / AK_GROUP;
+    const size_t nsb = n_in / CIT_QK_K, gb = ak_group_bytes(n_in), ngroups = (n_tokens + AMX_GROUP - 1) / AMX_GROUP;
     ak_configure();
     for (size_t rb = r0; rb < r1; rb += 16) {
         const size_t nr = r1 - rb < 16 ? r1 - rb : 16;
@@ -288,8 +272,8 @@ static inline __attribute__((always_inline)) void ak_gemm(enum kx_kind kind, con
             ak_unpack(kind, w, row_bytes, rb, nr, s0, kn, ws, sw);
             for (size_t g = 0; g < ngroups; g++) {
                 const uint8_t *ag = (const uint8_t *)act + g * gb + s0 * AK_SB;
-                const size_t nt = n_tokens - g * AK_GROUP < AK_GROUP ? n_tokens - g * AK_GROUP : AK_GROUP;
-                float *yg = y + g * AK_GROUP * ldy + rb;
+                const size_t nt = n_tokens - g * AMX_GROUP < AMX_GROUP ? n_tokens - g * AMX_GROUP : AMX_GROUP;
+                float *yg = y + g * AMX_GROUP * ldy + rb;
                 __m512 acc[16];
                 for (int m = 0; m < 16; m++)
                     acc[m] = s0 == 0 || (size_t)m >= nt ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rmask, yg + m * ldy);
@@ -307,11 +291,13 @@ static inline __attribute__((always_inline)) void ak_gemm(enum kx_kind kind, con
 
 /* Each kind has its own switch point (where the tile unit overtakes the
  * VNNI kernels, bench/kbench_k.c: the digit tiles cost more to unpack the
- * more digits there are), so each has its own act_bytes and pack. */
+ * more digits there are), so each has its own act_bytes and pack; hand_off
+ * and layout let kinds share packed activations where they read the same
+ * layout at a batch size (cit_kernel_same_act). */
 #define AK_DEFINE(name, kind, idx, min)                                                                              \
     static bool name##_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)                                \
     {                                                                                                              \
-        return ak_act_bytes(min, n_in, n_tokens, bytes);                                                           \
+        return amx_act_bytes(below[idx], min, n_in, n_tokens, CIT_QK_K, AK_SB, bytes);                             \
     }                                                                                                              \
     static void name##_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)         \
     {                                                                                                              \
@@ -325,7 +311,13 @@ static inline __attribute__((always_inline)) void ak_gemm(enum kx_kind kind, con
         else if (r0 < r1)                                                                                          \
             ak_gemm(kind, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                                      \
     }                                                                                                              \
-    static const struct cit_kernel name = {name##_act_bytes, AK_GROUP, name##_pack, name##_gemm};
+    static const struct cit_kernel *name##_hand_off(size_t n_tokens)                                              \
+    {                                                                                                              \
+        return n_tokens < (min) ? below[idx] : NULL;                                                               \
+    }                                                                                                              \
+    static const struct cit_kernel name = {.act_bytes = name##_act_bytes, .pack_group = AMX_GROUP,                   \
+                                           .pack = name##_pack, .gemm = name##_gemm,                                 \
+                                           .hand_off = name##_hand_off, .layout = &ak_layout};
 
 AK_DEFINE(ak_q4_k, KX_Q4K, 0, 32)
 AK_DEFINE(ak_q5_k, KX_Q5K, 1, 64)
@@ -337,7 +329,7 @@ void cit_kernels_amx_k(const struct cit_kernel *tab[CIT_TYPE_COUNT])
      * the three share one activation format there, as they do here */
     const struct cit_kernel *b4 = tab[CIT_TYPE_Q4_K], *b5 = tab[CIT_TYPE_Q5_K], *b6 = tab[CIT_TYPE_Q6_K];
     if (!b4 || !b5 || !b6 || b4->pack != b5->pack || b4->pack != b6->pack || b4->act_bytes != b6->act_bytes ||
-        b4->act_bytes != b5->act_bytes || b4->pack_group != AK_GROUP)
+        b4->act_bytes != b5->act_bytes || b4->pack_group != AMX_GROUP)
         return;
     below[0] = b4, below[1] = b5, below[2] = b6;
     tab[CIT_TYPE_Q4_K] = &ak_q4_k;

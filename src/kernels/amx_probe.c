@@ -11,19 +11,15 @@
 
 #include <immintrin.h>
 
+#include "kernels/amx_common.h"
+
 /* Four independent output tiles (0-3) from two A (4, 5) and two B (6, 7)
  * tiles, all 16 rows x 64 bytes: 4 x 16,384 x 2 ops per iteration. */
 PROBE_TARGET static void dot_amx(uint64_t iters)
 {
-    /* a constant in memory: GCC 12 drops stores to a local configuration
-     * that only LDTILECFG reads */
-    static const struct {
-        uint8_t palette, start_row, reserved[14];
-        uint16_t colsb[16];
-        uint8_t rows[16];
-    } cfg = {.palette = 1,
-             .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-             .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+    static const struct amx_tilecfg cfg = {.palette = 1,
+                                           .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                           .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
     _Alignas(64) int8_t a[16 * 64];
     for (int i = 0; i < 16 * 64; i++)
         a[i] = (int8_t)(i % 7 - 3);

@@ -35,9 +35,12 @@
 #endif
 #include "kernels/x86_q_common.h"
 #include "kernels/x86_zmm.h"
+#include "kernels/amx_common.h"
 
-#define AX_MIN_Q4 24  /* tokens from which the tile unit is used: where it overtakes */
-#define AX_MIN_Q8 16 /* the VNNI kernels (bench/kbench_q.c; docs/benchmarks.md) */
+/* Tokens from which the tile unit is used: where it overtakes the VNNI
+ * kernels (bench/kbench_q.c; docs/benchmarks.md). */
+#define AX_MIN_Q4 24
+#define AX_MIN_Q8 16
 #define AX_KC 64    /* weight blocks unpacked at a time (32 KiB of codes: L1) */
 #define AX_GBLK 576 /* bytes per block of a 16-token group: 512 codes + 16 scales */
 
@@ -46,6 +49,7 @@
 #define AX_RN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
 static const struct cit_kernel *below_q4, *below_q8; /* the VNNI tier's kernels */
+static const char ax_layout; /* names this file's activation layout (Q4_0 and Q8_0 share it) */
 
 /* ---- tile configuration ---- */
 
@@ -54,34 +58,15 @@ static const struct cit_kernel *below_q4, *below_q8; /* the VNNI tier's kernels 
  * consecutive blocks use different tiles and can overlap. */
 static void ax_configure(void)
 {
-    /* a constant in memory: GCC 12 drops stores to a local configuration
-     * that only LDTILECFG reads */
-    static const struct {
-        uint8_t palette, start_row, reserved[14];
-        uint16_t colsb[16];
-        uint8_t rows[16];
-    } c = {.palette = 1,
-           .colsb = {64, 32, 64, 64, 32, 64},
-           .rows = {16, 16, 8, 16, 16, 8}};
+    static const struct amx_tilecfg c = {.palette = 1,
+                                         .colsb = {64, 32, 64, 64, 32, 64},
+                                         .rows = {16, 16, 8, 16, 16, 8}};
     _tile_loadconfig(&c);
 }
 
 /* ---- activations ---- */
 
 static inline size_t ax_group_bytes(size_t n_in) { return n_in / CIT_QK * AX_GBLK; }
-
-static bool ax_act_bytes(const struct cit_kernel *below, size_t min, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)
-{
-    if (n_tokens < min)
-        return below->act_bytes(n_in, n_tokens, bytes);
-    uint64_t floor, groups = (n_tokens + XQ_GROUP - 1) / XQ_GROUP;
-    if (n_in > (uint64_t)1 << 40 || !below->act_bytes(n_in, min - 1, &floor) ||
-        !cit_mul_u64(ax_group_bytes((size_t)n_in), groups, bytes))
-        return false;
-    if (*bytes < floor)
-        *bytes = floor; /* never less than the format below the switch: non-decreasing */
-    return true;
-}
 
 static void ax_pack(const struct cit_kernel *below, size_t min, const float *x, size_t n_in, size_t n_tokens, size_t t0,
                     size_t t1, void *act)
@@ -92,8 +77,8 @@ static void ax_pack(const struct cit_kernel *below, size_t min, const float *x, 
     }
     const size_t nb = n_in / CIT_QK, gb = ax_group_bytes(n_in);
     for (size_t t = t0; t < t1; t++) {
-        unsigned char *g = (unsigned char *)act + t / XQ_GROUP * gb;
-        size_t lane = t % XQ_GROUP;
+        unsigned char *g = (unsigned char *)act + t / AMX_GROUP * gb;
+        size_t lane = t % AMX_GROUP;
         for (size_t b = 0; b < nb; b++) {
             int32_t sum;
             unsigned char *blk = g + b * AX_GBLK;
@@ -102,9 +87,9 @@ static void ax_pack(const struct cit_kernel *below, size_t min, const float *x, 
         }
     }
     /* zero tokens pad the last group, written by whoever packs its end */
-    if (t1 == n_tokens && n_tokens % XQ_GROUP) {
-        unsigned char *g = (unsigned char *)act + (n_tokens - 1) / XQ_GROUP * gb;
-        for (size_t lane = n_tokens % XQ_GROUP; lane < XQ_GROUP; lane++)
+    if (t1 == n_tokens && n_tokens % AMX_GROUP) {
+        unsigned char *g = (unsigned char *)act + (n_tokens - 1) / AMX_GROUP * gb;
+        for (size_t lane = n_tokens % AMX_GROUP; lane < AMX_GROUP; lane++)
             for (size_t b = 0; b < nb; b++) {
                 memset(g + b * AX_GBLK + lane * CIT_QK, 0, CIT_QK);
                 memset(g + b * AX_GBLK + 512 + lane * 4, 0, 4);
@@ -177,7 +162,7 @@ static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, s
     _Alignas(64) int32_t ws[(AX_KC + 1) * 128];
     _Alignas(64) float wd[AX_KC * 16];
     _Alignas(64) int32_t cbuf[2][256];
-    const size_t nb = n_in / CIT_QK, gb = ax_group_bytes(n_in), ngroups = (n_tokens + XQ_GROUP - 1) / XQ_GROUP;
+    const size_t nb = n_in / CIT_QK, gb = ax_group_bytes(n_in), ngroups = (n_tokens + AMX_GROUP - 1) / AMX_GROUP;
     ax_configure();
     for (size_t rb = r0; rb < r1; rb += 16) {
         const size_t nr = r1 - rb < 16 ? r1 - rb : 16;
@@ -187,8 +172,8 @@ static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, s
             ax_unpack(w, row_bytes, rb, nr, b0, kn, q4, ws, wd);
             for (size_t g = 0; g < ngroups; g++) {
                 const unsigned char *ag = (const unsigned char *)act + g * gb + b0 * AX_GBLK;
-                const size_t nt = n_tokens - g * XQ_GROUP < XQ_GROUP ? n_tokens - g * XQ_GROUP : XQ_GROUP;
-                float *yg = y + g * XQ_GROUP * ldy + rb;
+                const size_t nt = n_tokens - g * AMX_GROUP < AMX_GROUP ? n_tokens - g * AMX_GROUP : AMX_GROUP;
+                float *yg = y + g * AMX_GROUP * ldy + rb;
                 __m512 acc[16];
                 for (int m = 0; m < 16; m++)
                     acc[m] = b0 == 0 || (size_t)m >= nt ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rmask, yg + m * ldy);
@@ -227,7 +212,7 @@ static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, s
 #define AX_DEFINE(name, below, min, q4)                                                                               \
     static bool name##_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *bytes)                              \
     {                                                                                                            \
-        return ax_act_bytes(below, min, n_in, n_tokens, bytes);                                                     \
+        return amx_act_bytes(below, min, n_in, n_tokens, CIT_QK, AX_GBLK, bytes);                                  \
     }                                                                                                            \
     static void name##_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)       \
     {                                                                                                            \
@@ -238,7 +223,13 @@ static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, s
     {                                                                                                            \
         ax_gemm(below, min, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4);                             \
     }                                                                                                            \
-    static const struct cit_kernel name = {name##_act_bytes, XQ_GROUP, name##_pack, name##_gemm};
+    static const struct cit_kernel *name##_hand_off(size_t n_tokens)                                            \
+    {                                                                                                            \
+        return n_tokens < (min) ? below : NULL;                                                                  \
+    }                                                                                                            \
+    static const struct cit_kernel name = {.act_bytes = name##_act_bytes, .pack_group = AMX_GROUP,                    \
+                                           .pack = name##_pack, .gemm = name##_gemm,                                  \
+                                           .hand_off = name##_hand_off, .layout = &ax_layout};
 
 AX_DEFINE(ax_k_q4_0, below_q4, AX_MIN_Q4, 1)
 AX_DEFINE(ax_k_q8_0, below_q8, AX_MIN_Q8, 0)
@@ -248,9 +239,9 @@ void cit_kernels_amx_q(const struct cit_kernel *tab[CIT_TYPE_COUNT])
     /* tab holds the tier below (AVX-512 VNNI), whose kernels take the few-token case */
     below_q4 = tab[CIT_TYPE_Q4_0];
     below_q8 = tab[CIT_TYPE_Q8_0];
-    if (below_q4 && below_q4->pack_group == XQ_GROUP)
+    if (below_q4 && below_q4->pack_group == AMX_GROUP)
         tab[CIT_TYPE_Q4_0] = &ax_k_q4_0;
-    if (below_q8 && below_q8->pack_group == XQ_GROUP)
+    if (below_q8 && below_q8->pack_group == AMX_GROUP)
         tab[CIT_TYPE_Q8_0] = &ax_k_q8_0;
 }
 

@@ -221,7 +221,8 @@ INLINE void gemm_rows(const void *w, size_t row_bytes, size_t n_in, size_t r0, s
     {                                                                                                     \
         gemm_rows(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, wt);                                 \
     }                                                                                                     \
-    static const struct cit_kernel name = {act_bytes, 1, name##_pack, name##_gemm};
+    static const struct cit_kernel name = {.act_bytes = act_bytes, .pack_group = 1, \
+                                           .pack = name##_pack, .gemm = name##_gemm};
 
 FLOAT_KERNEL(k_f32, W_F32)
 FLOAT_KERNEL(k_f16, W_F16)

@@ -301,8 +301,10 @@ static void x2_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     x2_gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 0);
 }
 
-static const struct cit_kernel x2_k_q4_0 = {x2_q4_act_bytes, XQ_GROUP, x2_q4_pack, x2_q4_gemm};
-static const struct cit_kernel x2_k_q8_0 = {x2_q8_act_bytes, XQ_GROUP, x2_q8_pack, x2_q8_gemm};
+static const struct cit_kernel x2_k_q4_0 = {
+    .act_bytes = x2_q4_act_bytes, .pack_group = XQ_GROUP, .pack = x2_q4_pack, .gemm = x2_q4_gemm};
+static const struct cit_kernel x2_k_q8_0 = {
+    .act_bytes = x2_q8_act_bytes, .pack_group = XQ_GROUP, .pack = x2_q8_pack, .gemm = x2_q8_gemm};
 
 void cit_kernels_avx2_q(const struct cit_kernel *tab[CIT_TYPE_COUNT])
 {

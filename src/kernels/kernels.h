@@ -68,7 +68,20 @@ struct cit_kernel {
      * t in [0, n_tokens); w is the whole matrix (rows of row_bytes). */
     void (*gemm)(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                  size_t n_tokens, float *y, size_t ldy);
+    /* Optional (NULL: this kernel handles every batch): the kernel this one
+     * hands a batch of n_tokens to, whole (act_bytes, pack and gemm), or
+     * NULL when it handles that batch itself. */
+    const struct cit_kernel *(*hand_off)(size_t n_tokens);
+    /* Optional: names the activation layout of the batches this kernel
+     * handles itself, so kernels of different types with the same layout
+     * can share packed activations (cit_kernel_same_act). NULL: the layout
+     * is named by the pack function. */
+    const void *layout;
 };
+
+/* True when activations that a packs for n_tokens tokens are what b reads
+ * for that batch (so one packed input can feed both). */
+bool cit_kernel_same_act(const struct cit_kernel *a, const struct cit_kernel *b, size_t n_tokens);
 
 /* Fills tab[type] for the types a file implements on its tier (leaving the
  * others untouched). Each ISA file defines one of these. */

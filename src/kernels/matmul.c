@@ -26,11 +26,9 @@ bool cit_matmul_act_bytes(uint32_t type, uint64_t n_in, uint64_t n_tokens, uint6
     return k && k->act_bytes(n_in, n_tokens, bytes);
 }
 
-bool cit_matmul_same_act(const struct cit_matrix *a, const struct cit_matrix *b)
+bool cit_matmul_same_act(const struct cit_matrix *a, const struct cit_matrix *b, size_t n_tokens)
 {
-    const struct cit_kernel *ka = cit_kernel_get(a->type), *kb = cit_kernel_get(b->type);
-    return a->n_in == b->n_in && ka->pack == kb->pack && ka->act_bytes == kb->act_bytes &&
-           ka->pack_group == kb->pack_group;
+    return a->n_in == b->n_in && cit_kernel_same_act(cit_kernel_get(a->type), cit_kernel_get(b->type), n_tokens);
 }
 
 struct pack_job {

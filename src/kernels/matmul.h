@@ -43,8 +43,9 @@ bool cit_matmul_supported(uint32_t type, uint64_t n_in);
  * on overflow or an unsupported type. */
 bool cit_matmul_act_bytes(uint32_t type, uint64_t n_in, uint64_t n_tokens, uint64_t *bytes);
 
-/* True when activations packed for a can be used for b (same pack format, same n_in). */
-bool cit_matmul_same_act(const struct cit_matrix *a, const struct cit_matrix *b);
+/* True when activations packed for a batch of n_tokens for a can be used
+ * for b (same n_in, same layout at that batch size). */
+bool cit_matmul_same_act(const struct cit_matrix *a, const struct cit_matrix *b, size_t n_tokens);
 
 /* Packs x: (n_tokens, n_in) f32 for w into act (cit_matmul_act_bytes bytes). */
 void cit_matmul_pack(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,

@@ -57,7 +57,8 @@ static void gemm_of(uint32_t type, const void *w, size_t row_bytes, size_t n_in,
     {                                                                                                    \
         gemm_of(type, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                                \
     }                                                                                                    \
-    static const struct cit_kernel name = {name##_act_bytes, 1, name##_pack, name##_gemm};
+    static const struct cit_kernel name = {.act_bytes = name##_act_bytes, .pack_group = 1, \
+                                           .pack = name##_pack, .gemm = name##_gemm};
 
 REF_KERNEL(k_f32, CIT_TYPE_F32)
 REF_KERNEL(k_f16, CIT_TYPE_F16)

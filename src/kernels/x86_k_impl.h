@@ -993,7 +993,8 @@ static void k_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size
         else                                                                                                     \
             gemm_rows_many(kind, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                            \
     }                                                                                                            \
-    static const struct cit_kernel name = {k_act_bytes, 16, k_pack, name##_gemm};
+    static const struct cit_kernel name = {.act_bytes = k_act_bytes, .pack_group = 16, \
+                                           .pack = k_pack, .gemm = name##_gemm};
 
 KX_DEFINE(kx_q4_k, KX_Q4K)
 KX_DEFINE(kx_q5_k, KX_Q5K)

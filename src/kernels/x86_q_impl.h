@@ -562,7 +562,9 @@ static void xq_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     xq_gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 0);
 }
 
-static const struct cit_kernel xq_k_q4_0 = {xq_q4_act_bytes, XQ_GROUP, xq_q4_pack, xq_q4_gemm};
-static const struct cit_kernel xq_k_q8_0 = {xq_q8_act_bytes, XQ_GROUP, xq_q8_pack, xq_q8_gemm};
+static const struct cit_kernel xq_k_q4_0 = {
+    .act_bytes = xq_q4_act_bytes, .pack_group = XQ_GROUP, .pack = xq_q4_pack, .gemm = xq_q4_gemm};
+static const struct cit_kernel xq_k_q8_0 = {
+    .act_bytes = xq_q8_act_bytes, .pack_group = XQ_GROUP, .pack = xq_q8_pack, .gemm = xq_q8_gemm};
 
 #endif

@@ -74,7 +74,7 @@ static void matmul_shared_input(struct cit_context *c, const struct cit_matrix *
                                 size_t n_mats, const float *x, size_t n)
 {
     for (size_t i = 0; i < n_mats; i++) {
-        if (i == 0 || !cit_matmul_same_act(w[i - 1], w[i]))
+        if (i == 0 || !cit_matmul_same_act(w[i - 1], w[i], n))
             cit_matmul_pack(c->pool, w[i], x, n, c->act);
         cit_matmul_packed(c->pool, w[i], c->act, n, y[i]);
     }

@@ -223,6 +223,91 @@ static void test_large_batch_matches_reference(void **state)
     }
 }
 
+/* Where two weight types' kernels may share packed activations
+ * (cit_kernel_same_act), the second computed from the first's packing must
+ * still give its own reference outputs exactly; and the sharing the engine
+ * relies on (Q/K/V and gate/up mixing K-quants, both Q4_0/Q8_0 on the tile
+ * unit) must be there. */
+static void test_shared_activations(void **state)
+{
+    (void)state;
+    static const uint32_t types[] = {CIT_TYPE_Q8_0, CIT_TYPE_Q4_0, CIT_TYPE_Q4_K, CIT_TYPE_Q5_K, CIT_TYPE_Q6_K};
+    static const size_t toks[] = {1, 5, 20, 40, 70, 100};
+    enum { N_IN = 512, N_OUT = 19, NT = (sizeof types / sizeof types[0]) };
+    test_rng_seed(4242);
+    size_t max_tok = toks[sizeof toks / sizeof toks[0] - 1];
+    float *x = malloc(N_IN * max_tok * sizeof(float)), *tmp = malloc(N_IN * sizeof(float));
+    float *want = malloc(N_OUT * max_tok * sizeof(float)), *got = malloc(N_OUT * max_tok * sizeof(float));
+    unsigned char *w[NT];
+    uint64_t row_bytes[NT];
+    assert_non_null(x);
+    assert_non_null(tmp);
+    assert_non_null(want);
+    assert_non_null(got);
+    random_activations(x, N_IN, max_tok);
+    for (size_t i = 0; i < NT; i++) {
+        const struct cit_type_traits *tr = cit_type_traits(types[i]);
+        assert_true(cit_type_row_size(types[i], N_IN, &row_bytes[i]));
+        w[i] = malloc(row_bytes[i] * N_OUT);
+        assert_non_null(w[i]);
+        for (size_t r = 0; r < N_OUT; r++) {
+            for (size_t e = 0; e < N_IN; e++)
+                tmp[e] = test_rng_gauss();
+            tr->from_float(tmp, w[i] + r * row_bytes[i], N_IN);
+        }
+    }
+    for (int isa = 0; isa <= (int)cit_isa_detected(); isa++) {
+        for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
+            size_t n = toks[ti];
+            for (size_t a = 0; a < NT; a++)
+                for (size_t b = 0; b < NT; b++) {
+                    const struct cit_kernel *ka = cit_kernel_for_isa(types[a], (enum cit_isa)isa);
+                    const struct cit_kernel *kb = cit_kernel_for_isa(types[b], (enum cit_isa)isa);
+                    if (a == b || !cit_kernel_same_act(ka, kb, n))
+                        continue;
+                    uint64_t bytes_a = 0, bytes_b = 0;
+                    assert_true(ka->act_bytes(N_IN, n, &bytes_a) && kb->act_bytes(N_IN, n, &bytes_b));
+                    unsigned char *act = malloc(bytes_a > bytes_b ? bytes_a : bytes_b);
+                    assert_non_null(act);
+                    ka->pack(x, N_IN, n, 0, n, act);
+                    kb->gemm(w[b], row_bytes[b], N_IN, 0, N_OUT, act, n, got, N_OUT);
+                    const struct cit_type_traits *tr = cit_type_traits(types[b]);
+                    const struct cit_type_traits *vt = cit_type_traits(tr->vec_dot_type);
+                    uint64_t act_row = 0;
+                    assert_true(cit_type_row_size(tr->vec_dot_type, N_IN, &act_row));
+                    unsigned char *ref = malloc(act_row);
+                    assert_non_null(ref);
+                    for (size_t t = 0; t < n; t++) {
+                        vt->from_float(x + t * N_IN, ref, N_IN);
+                        for (size_t r = 0; r < N_OUT; r++)
+                            tr->vec_dot(N_IN, &want[t * N_OUT + r], w[b] + r * row_bytes[b], ref);
+                    }
+                    if (memcmp(got, want, n * N_OUT * sizeof(float)) != 0)
+                        fail_msg("%s packed for %s on %s, %zu tokens: outputs differ from the reference",
+                                 cit_type_traits(types[a])->name, tr->name, cit_isa_name((enum cit_isa)isa), n);
+                    free(ref);
+                    free(act);
+                }
+        }
+    }
+    enum cit_isa d = cit_isa_detected();
+#define SAME(t1, t2, n) cit_kernel_same_act(cit_kernel_for_isa(t1, d), cit_kernel_for_isa(t2, d), n)
+    if (d >= CIT_ISA_AVX2) /* the x86 K-quant kernels share one activation format */
+        assert_true(SAME(CIT_TYPE_Q4_K, CIT_TYPE_Q6_K, 1) && SAME(CIT_TYPE_Q4_K, CIT_TYPE_Q6_K, 300));
+    if (d == CIT_ISA_AMX) {
+        assert_true(SAME(CIT_TYPE_Q4_0, CIT_TYPE_Q8_0, 300)); /* one tile layout */
+        assert_false(SAME(CIT_TYPE_Q4_0, CIT_TYPE_Q8_0, 1));  /* the VNNI decode layouts differ */
+        assert_false(SAME(CIT_TYPE_Q4_K, CIT_TYPE_Q6_K, 40)); /* tiles for Q4_K, VNNI for Q6_K */
+    }
+#undef SAME
+    for (size_t i = 0; i < NT; i++)
+        free(w[i]);
+    free(x);
+    free(tmp);
+    free(want);
+    free(got);
+}
+
 static void test_dispatch(void **state)
 {
     (void)state;
@@ -245,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_every_kernel_matches_reference),
         cmocka_unit_test(test_large_batch_matches_reference),
+        cmocka_unit_test(test_shared_activations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
