@@ -18,28 +18,12 @@
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "tensor/quants.h"
+#include "qbench.h"
 
-struct job {
-    const struct cit_kernel *k;
-    const unsigned char *w;
-    size_t row_bytes, n_in, n_out, n_tokens;
-    const void *act;
-    float *y;
-};
-
-static void rows_fn(void *arg, size_t begin, size_t end, unsigned tid)
-{
-    (void)tid;
-    const struct job *j = arg;
-    j->k->gemm(j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
-}
-
+/* Rows split over the pool in 16-row tiles, as cit_matmul_packed does. */
 static void run(struct cit_threadpool *pool, struct job *j)
 {
-    size_t threads = cit_threadpool_size(pool);
-    size_t grain = (j->n_out + threads * 8 - 1) / (threads * 8);
-    grain = (grain + 15) / 16 * 16;
-    cit_threadpool_for(pool, j->n_out, grain, rows_fn, j);
+    cit_threadpool_for(pool, j->n_out, 16, rows_fn, j);
 }
 
 struct rd_job {
@@ -63,37 +47,6 @@ static void read_fn(void *arg, size_t begin, size_t end, unsigned tid)
         d += v[3];
     }
     j->sink[tid * 8] += a + b + c + d;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-
-static void fill_weights(uint32_t type, unsigned char *w, size_t bytes, size_t bsz)
-{
-    for (size_t i = 0; i < bytes; i++)
-        w[i] = (unsigned char)rnd();
-    for (size_t b = 0; b < bytes / bsz; b++) {
-        unsigned char *blk = w + b * bsz;
-        if (type == CIT_TYPE_Q8_0)
-            for (size_t i = 2; i < bsz; i++)
-                if (blk[i] == 0x80)
-                    blk[i] = 0x81;
-        uint16_t h = cit_fp32_to_fp16((float)(rnd() % 1000 + 1) * 1e-5f);
-        memcpy(blk, &h, 2);
-    }
 }
 
 int main(int argc, char **argv)
@@ -155,8 +108,7 @@ int main(int argc, char **argv)
                 fill_weights(type, w, mat, tr->type_size);
                 for (size_t c = 1; c < copies; c++)
                     memcpy(w + c * mat, w, mat);
-                for (size_t i = 0; i < n_in * nt; i++)
-                    x[i] = (float)((int)(rnd() % 2001) - 1000) * 1e-3f;
+                fill_inputs(x, n_in * nt);
                 k->pack(x, n_in, nt, 0, nt, act);
                 struct job j = {k, w, row_bytes, n_in, n_out, nt, act, y};
                 run(pools[1], &j);

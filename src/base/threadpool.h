@@ -32,8 +32,10 @@ void cit_threadpool_free(struct cit_threadpool *p);
 /* Number of threads that run loop bodies (workers + the caller). */
 unsigned cit_threadpool_size(const struct cit_threadpool *p);
 
-/* Runs fn over [0, n) in chunks of at least `grain` indices (0 = pick one)
- * and returns when all are done. Small ranges run inline on the caller. */
+/* Runs fn over [0, n) and returns when all is done. Chunks start at
+ * multiples of `grain` (0 counts as 1) and are whole multiples of it except
+ * the one that ends at n; they shrink as the range runs out, so threads
+ * finish together. Ranges of at most one grain run inline on the caller. */
 void cit_threadpool_for(struct cit_threadpool *p, size_t n, size_t grain, cit_parallel_fn fn, void *arg);
 
 /* Number of online CPUs (at least 1). */

@@ -82,12 +82,10 @@ void cit_matmul_packed(struct cit_threadpool *pool, const struct cit_matrix *w, 
     if (n_tokens == 0)
         return;
     struct gemm_job j = {cit_kernel_get(w->type), w, act, n_tokens, y};
-    /* Chunks of whole 16-row tiles, about 8 per thread so a thread that is
-     * descheduled does not hold up the rest. */
-    size_t threads = cit_threadpool_size(pool);
-    size_t grain = (w->n_out + threads * 8 - 1) / (threads * 8);
-    grain = (grain + 15) / 16 * 16;
-    cit_threadpool_for(pool, w->n_out, grain, gemm_rows, &j);
+    /* Chunks of whole 16-row tiles (the decode kernels' blocks); the pool
+     * shrinks them as the rows run out, so the threads finish within a tile
+     * of each other. */
+    cit_threadpool_for(pool, w->n_out, 16, gemm_rows, &j);
 }
 
 void cit_matmul(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,

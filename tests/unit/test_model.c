@@ -28,6 +28,7 @@
 
 struct visit {
     unsigned char *seen; /* (n) times each index was handed out */
+    size_t *len;         /* (n) length of the chunk that begins at each index, 0 elsewhere */
     unsigned n_threads;
     atomic_int bad_tid;
 };
@@ -37,12 +38,16 @@ static void visit_range(void *arg, size_t begin, size_t end, unsigned tid)
     struct visit *v = arg;
     if (tid >= v->n_threads || begin >= end)
         atomic_store(&v->bad_tid, 1);
+    v->len[begin] = end - begin;
     for (size_t i = begin; i < end; i++)
         v->seen[i]++; /* ranges are disjoint */
 }
 
 /* Every index of every loop is run exactly once, for many shapes, and the
- * pool survives many back-to-back loops. */
+ * pool survives many back-to-back loops. Chunks start at multiples of the
+ * grain, are whole grains except the one that ends the range, and shrink
+ * (never grow) from the start of the range to its end, down to one grain
+ * when the range is long enough: what lets the threads finish together. */
 static void test_threadpool(void **state)
 {
     (void)state;
@@ -59,13 +64,31 @@ static void test_threadpool(void **state)
         for (int rep = 0; rep < 20; rep++)
             for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
                 for (size_t gi = 0; gi < sizeof grains / sizeof grains[0]; gi++) {
-                    struct visit v = {calloc(sizes[si] + 1, 1), threads[ti], 0};
+                    const size_t n = sizes[si], g = grains[gi] ? grains[gi] : 1;
+                    struct visit v = {calloc(n + 1, 1), calloc(n + 1, sizeof(size_t)), threads[ti], 0};
                     assert_non_null(v.seen);
-                    cit_threadpool_for(p, sizes[si], grains[gi], visit_range, &v);
-                    for (size_t i = 0; i < sizes[si]; i++)
+                    assert_non_null(v.len);
+                    cit_threadpool_for(p, n, grains[gi], visit_range, &v);
+                    size_t prev = SIZE_MAX, smallest = SIZE_MAX;
+                    for (size_t i = 0; i < n; i++) {
                         assert_int_equal(v.seen[i], 1);
+                        if (!v.len[i])
+                            continue;
+                        if (threads[ti] > 1 && n > g) {
+                            assert_int_equal(i % g, 0);
+                            if (i + v.len[i] < n)
+                                assert_int_equal(v.len[i] % g, 0);
+                            assert_true(v.len[i] <= prev);
+                            if (i + v.len[i] < n && v.len[i] < smallest)
+                                smallest = v.len[i];
+                        }
+                        prev = v.len[i];
+                    }
+                    if (threads[ti] > 1 && n >= 16 * threads[ti] * g)
+                        assert_int_equal(smallest, g);
                     assert_int_equal(atomic_load(&v.bad_tid), 0);
                     free(v.seen);
+                    free(v.len);
                 }
         cit_threadpool_free(p);
     }

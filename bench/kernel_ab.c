@@ -1,0 +1,110 @@
+/* kernel_ab.c: two builds of the AVX-512 VNNI Q4_0 / Q8_0 kernel file
+ * (src/kernels/avx512vnni_q.c, e.g. with a changed x86_q_impl.h or other
+ * -D settings) against each other, alternating within one process, so the
+ * drift of a shared host hits both alike. Not part of the build:
+ *
+ *   F="-O3 -std=c17 -ffp-contract=off -D_GNU_SOURCE -mavx2 -mfma -mf16c -mbmi2 -mavx512f -mavx512bw \
+ *      -mavx512vl -mavx512dq -mavx512vnni"
+ *   gcc $FLAGS_A $F -I src -I include -Dcit_kernels_avx512vnni_q=kernels_a -c src/kernels/avx512vnni_q.c -o /tmp/a.o
+ *   gcc $FLAGS_B $F -I src -I include -Dcit_kernels_avx512vnni_q=kernels_b -c src/kernels/avx512vnni_q.c -o /tmp/b.o
+ *   gcc -O2 -std=c17 -D_GNU_SOURCE -I src -I include bench/kernel_ab.c /tmp/a.o /tmp/b.o build/libcitadel.a \
+ *       -lpthread -lm -lpcre2-8 -ljansson -lmicrohttpd -lsodium -o /tmp/kernel_ab
+ *   /tmp/kernel_ab TYPE N_OUT N_IN THREADS ROUNDS WHERE [TOKENS]
+ *
+ * (FLAGS_B may put `-I dir` first to take a modified header from dir/kernels/.)
+ * TYPE 0 = Q4_0, 1 = Q8_0; WHERE 0 = from memory (weights rotate over >= 512
+ * MiB of distinct copies, one matmul per copy), 1 = from cache (one matrix,
+ * 200 matmuls per round). Prints each build's median and best GB/s of weight
+ * bytes and the median (and quartiles) of the per-round speed ratio B/A;
+ * exits 1 if the two builds' outputs differ. */
+#include <stdio.h>
+
+#include "base/threadpool.h"
+#include "kernels/kernels.h"
+#include "tensor/quants.h"
+#include "qbench.h"
+
+void kernels_a(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+void kernels_b(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+
+int main(int argc, char **argv)
+{
+    if (argc < 7) {
+        fprintf(stderr, "usage: kernel_ab TYPE(0 Q4_0, 1 Q8_0) N_OUT N_IN THREADS ROUNDS WHERE(0 memory, 1 cache) "
+                        "[TOKENS]\n");
+        return 2;
+    }
+    const uint32_t type = atoi(argv[1]) ? CIT_TYPE_Q8_0 : CIT_TYPE_Q4_0;
+    const size_t n_out = (size_t)atol(argv[2]), n_in = (size_t)atol(argv[3]);
+    const unsigned threads = (unsigned)atoi(argv[4]);
+    const int rounds = atoi(argv[5]), cache = atoi(argv[6]);
+    const size_t nt = argc > 7 ? (size_t)atol(argv[7]) : 1;
+    if (!n_out || !n_in || n_in % 32 || !threads || rounds < 1 || rounds > 1000 || !nt || nt > 512) {
+        fprintf(stderr, "kernel_ab: bad arguments (N_IN a multiple of 32, ROUNDS 1-1000, TOKENS 1-512)\n");
+        return 2;
+    }
+    const struct cit_kernel *tab_a[CIT_TYPE_COUNT] = {0}, *tab_b[CIT_TYPE_COUNT] = {0};
+    kernels_a(tab_a);
+    kernels_b(tab_b);
+    const struct cit_kernel *ks[2] = {tab_a[type], tab_b[type]};
+    const struct cit_type_traits *tr = cit_type_traits(type);
+    char err[256];
+    struct cit_threadpool *pool = NULL;
+    if (cit_threadpool_new(threads, &pool, err, sizeof err) != CIT_OK) {
+        fprintf(stderr, "kernel_ab: %s\n", err);
+        return 1;
+    }
+    uint64_t rb = 0;
+    cit_type_row_size(type, n_in, &rb);
+    const size_t mat = (size_t)rb * n_out, copies = cache ? 1 : (((size_t)512 << 20) + mat - 1) / mat;
+    const int inner = cache ? 200 : 1;
+    unsigned char *w = malloc(mat * copies);
+    float *x = malloc(n_in * nt * sizeof(float));
+    float *y[2] = {malloc(n_out * nt * sizeof(float)), malloc(n_out * nt * sizeof(float))};
+    void *act[2] = {NULL, NULL};
+    double *gbs[2] = {malloc((size_t)rounds * sizeof(double)), malloc((size_t)rounds * sizeof(double))};
+    double *ratio = malloc((size_t)rounds * sizeof(double));
+    if (!w || !x || !y[0] || !y[1] || !gbs[0] || !gbs[1] || !ratio)
+        return 1;
+    fill_weights(type, w, mat * copies, tr->type_size);
+    fill_inputs(x, n_in * nt);
+    for (int v = 0; v < 2; v++) {
+        uint64_t ab = 0;
+        ks[v]->act_bytes(n_in, nt, &ab);
+        if (!(act[v] = malloc(ab)))
+            return 1;
+        ks[v]->pack(x, n_in, nt, 0, nt, act[v]);
+    }
+    for (int r = -2; r < rounds; r++) { /* two rounds of warm-up */
+        double dt[2];
+        for (int o = 0; o < 2; o++) {
+            int v = (r & 1) ? 1 - o : o; /* which build goes first flips every round */
+            struct job j = {ks[v], w, (size_t)rb, n_in, n_out, nt, act[v], y[v]};
+            double t0 = now();
+            for (int it = 0; it < inner; it++)
+                for (size_t c = 0; c < copies; c++) {
+                    j.w = w + c * mat;
+                    cit_threadpool_for(pool, n_out, 16, rows_fn, &j);
+                }
+            dt[v] = now() - t0;
+        }
+        if (r < 0)
+            continue;
+        for (int v = 0; v < 2; v++)
+            gbs[v][r] = (double)mat * (double)copies * inner / dt[v] * 1e-9;
+        ratio[r] = dt[0] / dt[1];
+    }
+    if (memcmp(y[0], y[1], n_out * nt * sizeof(float))) {
+        fprintf(stderr, "kernel_ab: the two builds gave different outputs\n");
+        return 1;
+    }
+    qsort(gbs[0], (size_t)rounds, sizeof(double), cmp_double);
+    qsort(gbs[1], (size_t)rounds, sizeof(double), cmp_double);
+    qsort(ratio, (size_t)rounds, sizeof(double), cmp_double);
+    printf("%s %zux%zu, %u threads, %s, %zu token(s): A %.2f GB/s (best %.2f), B %.2f GB/s (best %.2f), "
+           "B/A %.3f (quartiles %.3f-%.3f)\n",
+           tr->name, n_out, n_in, threads, cache ? "cache" : "memory", nt, gbs[0][rounds / 2], gbs[0][rounds - 1],
+           gbs[1][rounds / 2], gbs[1][rounds - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4]);
+    cit_threadpool_free(pool);
+    return 0;
+}

@@ -1,0 +1,78 @@
+/* qbench.h: what the Q4_0 / Q8_0 kernel benchmarks share (kbench_q.c,
+ * kernel_ab.c, sched_ab.c): a matmul job over a row range, a clock, a
+ * deterministic generator and weights with sane scales. Header-only, since
+ * each benchmark is built on its own from one .c file. */
+#ifndef CITADEL_BENCH_QBENCH_H
+#define CITADEL_BENCH_QBENCH_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+#include "tensor/quants.h"
+
+struct job {
+    const struct cit_kernel *k;
+    const unsigned char *w;
+    size_t row_bytes, n_in, n_out, n_tokens;
+    const void *act;
+    float *y; /* (n_tokens, n_out) */
+};
+
+/* A cit_parallel_fn: rows [begin, end) of the job. */
+static inline void rows_fn(void *arg, size_t begin, size_t end, unsigned tid)
+{
+    (void)tid;
+    const struct job *j = arg;
+    j->k->gemm(j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
+}
+
+static inline double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static uint64_t rng = 88172645463325252ull;
+static inline uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+
+/* Random Q4_0 / Q8_0 blocks of bsz bytes with small positive scales (and no
+ * -128 Q8_0 codes, which the format never holds). */
+static inline void fill_weights(uint32_t type, unsigned char *w, size_t bytes, size_t bsz)
+{
+    for (size_t i = 0; i < bytes; i++)
+        w[i] = (unsigned char)rnd();
+    for (size_t b = 0; b < bytes / bsz; b++) {
+        unsigned char *blk = w + b * bsz;
+        if (type == CIT_TYPE_Q8_0)
+            for (size_t i = 2; i < bsz; i++)
+                if (blk[i] == 0x80)
+                    blk[i] = 0x81;
+        uint16_t h = cit_fp32_to_fp16((float)(rnd() % 1000 + 1) * 1e-5f);
+        memcpy(blk, &h, 2);
+    }
+}
+
+/* Random activations in [-1, 1]. */
+static inline void fill_inputs(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)((int)(rnd() % 2001) - 1000) * 1e-3f;
+}
+
+#endif
