@@ -186,6 +186,16 @@ describe('bad requests', () => {
     assert.ok(took >= IDLE_S - 0.5 && took < IDLE_S + 5, `closed after ${took} s with --idle-timeout ${IDLE_S}`);
   });
 
+  test('every answer says how long an idle connection lives (Keep-Alive: timeout = --idle-timeout)', async () => {
+    for (const [method, path] of [['GET', '/health'], ['GET', '/v1/models'], ['GET', '/nope'], ['POST', '/health']]) {
+      const r = await rawRequest(srv.url, method, path);
+      assert.equal(r.headers['keep-alive'], `timeout=${IDLE_S}`, `${method} ${path}`);
+    }
+    const r = await rawRequest(srv.url, 'POST', '/v1/completions', { model: MODEL, prompt: [1], max_tokens: 1, stream: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['keep-alive'], `timeout=${IDLE_S}`);
+  });
+
   test('still serving correctly after all of the above', async () => {
     assert.equal((await rawRequest(srv.url, 'GET', '/health')).status, 200);
     const g = GREEDY[4];
