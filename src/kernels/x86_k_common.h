@@ -50,43 +50,64 @@ static KX_ALWAYS_INLINE void k_scales(const uint8_t *s12, uint64_t *sc, uint64_t
     *m = m_lo | (uint64_t)m_hi << 32;
 }
 
+/* The codes of group g of a Q4_K / Q5_K super-block from its 32 qs bytes v:
+ * *a = elements 64g .. 64g + 31 (low nibbles), *b = 64g + 32 .. 64g + 63
+ * (high nibbles). Q5_K: each gets its fifth bit from *hb (the 32 qh bytes,
+ * shifted on for the next group by this call); Q4_K ignores *hb. */
+static KX_ALWAYS_INLINE void affine_codes(enum kx_kind kind, __m256i v, __m256i *hb, __m256i *a, __m256i *b)
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    *a = _mm256_and_si256(v, lo4);
+    *b = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+    if (kind == KX_Q5K) {
+        *a = _mm256_or_si256(*a, _mm256_slli_epi16(_mm256_and_si256(*hb, one), 4));
+        *b = _mm256_or_si256(*b, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(*hb, 1), one), 4));
+        *hb = _mm256_srli_epi16(*hb, 2);
+    }
+}
+
+/* The stored codes (signed code + 32) of half h of a Q6_K super-block:
+ * c[i] = elements 128h + 32i .. 128h + 32i + 31. */
+static KX_ALWAYS_INLINE void q6_codes(const uint8_t *blk, int h, __m256i c[4])
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
+    __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)qh);
+    c[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+    c[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
+    c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
+    c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
+}
+
+/* The 32 qh bytes of a Q5_K super-block (zero for the other kinds). */
+static KX_ALWAYS_INLINE __m256i affine_qh(enum kx_kind kind, const uint8_t *blk)
+{
+    return kind == KX_Q5K ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)) : _mm256_setzero_si256();
+}
+
 /* Weight codes of one super-block in element order: Q4_K 0..15, Q5_K
  * 0..31, Q6_K 0..63 (the stored value, i.e. the signed code + 32). */
 static KX_ALWAYS_INLINE void unpack_codes(enum kx_kind kind, const uint8_t *blk, uint8_t q[CIT_QK_K])
 {
-    const __m256i lo4 = _mm256_set1_epi8(0x0f);
     if (kind == KX_Q6K) {
-        const __m256i three = _mm256_set1_epi8(3);
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)qh);
-            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, three), 4);
-            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4);
-            __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4);
-            __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4);
-            uint8_t *o = q + 128 * h;
-            _mm256_storeu_si256((__m256i *)(void *)o, _mm256_or_si256(_mm256_and_si256(l0, lo4), h0));
-            _mm256_storeu_si256((__m256i *)(void *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, lo4), h1));
-            _mm256_storeu_si256((__m256i *)(void *)(o + 64),
-                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), h2));
-            _mm256_storeu_si256((__m256i *)(void *)(o + 96),
-                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4), h3));
+            __m256i c[4];
+            q6_codes(blk, h, c);
+            for (int i = 0; i < 4; i++)
+                _mm256_storeu_si256((__m256i *)(void *)(q + 128 * h + 32 * i), c[i]);
         }
         return;
     }
     const uint8_t *qs = blk + (kind == KX_Q5K ? 48 : 16);
-    __m256i hb = kind == KX_Q5K ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)) : _mm256_setzero_si256();
-    const __m256i one = _mm256_set1_epi8(1);
+    __m256i hb = affine_qh(kind, blk);
     for (int g = 0; g < 4; g++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g));
-        __m256i a = _mm256_and_si256(v, lo4), b = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-        if (kind == KX_Q5K) {
-            a = _mm256_or_si256(a, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-            b = _mm256_or_si256(b, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
-            hb = _mm256_srli_epi16(hb, 2);
-        }
+        __m256i a, b;
+        affine_codes(kind, _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g)), &hb, &a, &b);
         _mm256_storeu_si256((__m256i *)(void *)(q + 64 * g), a);
         _mm256_storeu_si256((__m256i *)(void *)(q + 64 * g + 32), b);
     }

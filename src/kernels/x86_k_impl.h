@@ -24,11 +24,11 @@
  * layout (act_bytes is non-decreasing across the switch):
  *   - few tokens (decode): activations are the reference Q8_K rows. The
  *     512-bit tiers take 16 rows at a time per token (zblock_affine,
- *     zblock_q6: lanes = rows for the reduction and the float steps); other
- *     rows and the 256-bit tier do one (row, token) super-block dot at a
- *     time, vectorised over its 256 elements, reduced to sumi / summ, with
- *     a scalar float tail. Memory bound: the point is to keep up with the
- *     weight stream.
+ *     zblock_q6), the 256-bit tier 8 (yblock_affine, yblock_q6): lanes =
+ *     rows for the reduction and the float steps. Rows left over do one
+ *     (row, token) super-block dot at a time, vectorised over its 256
+ *     elements, reduced to sumi / summ, with a scalar float tail. The point
+ *     is to keep up with the weight stream.
  *   - many tokens: activations are packed token-interleaved in groups of
  *     KX_W tokens (one vector of 32-bit lanes), per super-block
  *       qs    [64 quads][KX_W tokens][4]  int8  (one vector = 4 codes of all tokens)
@@ -88,6 +88,13 @@ typedef __m512 kvf;
 #define vi_slli(a, n) _mm512_slli_epi32(a, n)
 #define vi_maddubs(a, b) _mm512_maddubs_epi16(a, b)
 #define vi_madd(a, b) _mm512_madd_epi16(a, b)
+#define vi_and(a, b) _mm512_and_si512(a, b)
+#define vi_or(a, b) _mm512_or_si512(a, b)
+#define vi_srli32(a, n) _mm512_srli_epi32(a, n)
+#define vi_unpacklo32(a, b) _mm512_unpacklo_epi32(a, b)
+#define vi_unpackhi32(a, b) _mm512_unpackhi_epi32(a, b)
+#define vi_unpacklo64(a, b) _mm512_unpacklo_epi64(a, b)
+#define vi_unpackhi64(a, b) _mm512_unpackhi_epi64(a, b)
 #define vf_load(p) _mm512_loadu_ps(p)
 #define vf_store(p, v) _mm512_storeu_ps(p, v)
 #define vf_set1(x) _mm512_set1_ps(x)
@@ -114,6 +121,13 @@ typedef __m256 kvf;
 #define vi_slli(a, n) _mm256_slli_epi32(a, n)
 #define vi_maddubs(a, b) _mm256_maddubs_epi16(a, b)
 #define vi_madd(a, b) _mm256_madd_epi16(a, b)
+#define vi_and(a, b) _mm256_and_si256(a, b)
+#define vi_or(a, b) _mm256_or_si256(a, b)
+#define vi_srli32(a, n) _mm256_srli_epi32(a, n)
+#define vi_unpacklo32(a, b) _mm256_unpacklo_epi32(a, b)
+#define vi_unpackhi32(a, b) _mm256_unpackhi_epi32(a, b)
+#define vi_unpacklo64(a, b) _mm256_unpacklo_epi64(a, b)
+#define vi_unpackhi64(a, b) _mm256_unpackhi_epi64(a, b)
 #define vf_load(p) _mm256_loadu_ps(p)
 #define vf_store(p, v) _mm256_storeu_ps(p, v)
 #define vf_set1(x) _mm256_set1_ps(x)
@@ -180,20 +194,14 @@ static KX_ALWAYS_INLINE float sb_affine(enum kx_kind kind, const uint8_t *blk, c
     k_scales(blk + 4, &sc64, &m64);
     int16_t sc[8];
     _mm_storeu_si128((__m128i *)(void *)sc, _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc64)));
-    const __m256i lo4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     const uint8_t *qs = blk + (kind == KX_Q5K ? 48 : 16);
     const uint8_t *yq = y + 4;
-    __m256i hb = kind == KX_Q5K ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16)) : _mm256_setzero_si256();
+    __m256i hb = affine_qh(kind, blk);
     __m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g));
-        __m256i a = _mm256_and_si256(v, lo4), b = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-        if (kind == KX_Q5K) {
-            a = _mm256_or_si256(a, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-            b = _mm256_or_si256(b, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
-            hb = _mm256_srli_epi16(hb, 2);
-        }
+        __m256i a, b;
+        affine_codes(kind, _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g)), &hb, &a, &b);
         __m256i pa = _mm256_maddubs_epi16(a, _mm256_loadu_si256((const __m256i *)(const void *)(yq + 64 * g)));
         __m256i pb = _mm256_maddubs_epi16(b, _mm256_loadu_si256((const __m256i *)(const void *)(yq + 64 * g + 32)));
         acc = acc_madd(acc, pa, _mm256_set1_epi16(sc[2 * g]));
@@ -217,7 +225,6 @@ static KX_ALWAYS_INLINE float sb_affine(enum kx_kind kind, const uint8_t *blk, c
  * are q + 32: sumi = sum_j sc_j * (dot(stored_j, y_j) - 32 * bsums_j). */
 static KX_ALWAYS_INLINE float sb_q6(const uint8_t *blk, const uint8_t *y)
 {
-    const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
     const uint8_t *yq = y + 4;
     __m256i acc = _mm256_setzero_si256();
     /* scales as int16, each duplicated over the two 8-lane halves of a
@@ -227,19 +234,9 @@ static KX_ALWAYS_INLINE float sb_q6(const uint8_t *blk, const uint8_t *y)
     _mm256_storeu_si256((__m256i *)(void *)scl, sc16);
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
         const uint8_t *yh = yq + 128 * h;
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
-        __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
-        __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)qh);
         __m256i c[4];
-        c[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
-        c[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
-        c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
-        c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
+        q6_codes(blk, h, c);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             /* elements 128h + 32i .. +31: sub-blocks 8h + 2i, 8h + 2i + 1 */
@@ -255,6 +252,81 @@ static KX_ALWAYS_INLINE float sb_q6(const uint8_t *blk, const uint8_t *y)
     memcpy(&yd, y, 4);
     float t = half_at(blk + 208) * yd;
     return t * (float)sumi;
+}
+
+#ifndef KX_PF /* software prefetch distance in super-blocks (0: none) */
+#define KX_PF 4
+#endif
+#ifndef KX_PF_HINT
+#define KX_PF_HINT _MM_HINT_T0
+#endif
+
+/* int32 lane pair (lo | hi << 16) of two int16 values, as vpdpwssd / vpmaddwd read it */
+static KX_ALWAYS_INLINE int32_t pair16(int32_t lo, int32_t hi)
+{
+    return (int32_t)(((uint32_t)lo & 0xffffu) | ((uint32_t)hi << 16));
+}
+
+/* Prefetch the super-block KX_PF steps ahead in the order a decode block
+ * consumes it, of its n_rows rows or, past their end, of the next block
+ * (n_rows * row_bytes further on): a steady distance whatever the row
+ * length. Past the matrix the hints are harmless (they never fault). */
+static KX_ALWAYS_INLINE void kx_prefetch_rows(const uint8_t *w0, size_t row_bytes, size_t s, size_t nsb, size_t bb,
+                                              int n_rows)
+{
+    if (!KX_PF)
+        return;
+    size_t ahead = s + KX_PF;
+    const char *p = (const char *)w0 + ahead * bb;
+    if (ahead >= nsb)
+        p = (const char *)w0 + (size_t)n_rows * row_bytes + (ahead - nsb) * bb;
+    for (int r = 0; r < n_rows; r++, p += row_bytes) {
+        for (size_t i = 0; i < bb; i += 64)
+            _mm_prefetch(p + i, KX_PF_HINT);
+        _mm_prefetch(p + bb - 1, KX_PF_HINT);
+    }
+}
+
+/* 4x4 dword transpose within each 128-bit lane: out[j] dword i of a lane =
+ * dword j of h[i] in that lane (the decode blocks' header loads). */
+static KX_ALWAYS_INLINE void kx_transpose4(const kvi h[4], kvi out[4])
+{
+    kvi t0 = vi_unpacklo32(h[0], h[1]), t1 = vi_unpackhi32(h[0], h[1]);
+    kvi t2 = vi_unpacklo32(h[2], h[3]), t3 = vi_unpackhi32(h[2], h[3]);
+    out[0] = vi_unpacklo64(t0, t2);
+    out[1] = vi_unpackhi64(t0, t2);
+    out[2] = vi_unpacklo64(t1, t3);
+    out[3] = vi_unpackhi64(t1, t3);
+}
+
+/* The decode blocks' header math, at either width (lane = row): from dwords
+ * 1..3 of the rows' Q4_K / Q5_K headers (ga, gb, gc), the scales (bytes of
+ * s_lo: sc 0..3, s_hi: sc 4..7) and mins (m_lo, m_hi), as k_scales does for
+ * one row; and the rows' summ = sum_j m_j * (bsums_2j + bsums_2j+1) against
+ * the token's Q8_K block ys. */
+static KX_ALWAYS_INLINE void kx_scales_rows(kvi ga, kvi gb, kvi gc, kvi *s_lo, kvi *s_hi, kvi *m_lo, kvi *m_hi)
+{
+    const kvi m3f = vi_set1(0x3f3f3f3f), m0f = vi_set1(0x0f0f0f0f), m30 = vi_set1(0x30303030);
+    *s_lo = vi_and(ga, m3f);
+    *s_hi = vi_or(vi_and(gc, m0f), vi_and(vi_srli32(ga, 2), m30));
+    *m_lo = vi_and(gb, m3f);
+    *m_hi = vi_or(vi_and(vi_srli32(gc, 4), m0f), vi_and(vi_srli32(gb, 2), m30));
+}
+
+static KX_ALWAYS_INLINE kvi kx_summ_rows(kvi m_lo, kvi m_hi, const uint8_t *ys)
+{
+    const kvi m00ff = vi_set1(0x00ff00ff);
+    int16_t bs[16];
+    memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
+    int32_t bp[8];
+    for (int j = 0; j < 8; j++)
+        bp[j] = (int32_t)bs[2 * j] + (int32_t)bs[2 * j + 1];
+    /* m_j is byte j of m_lo:m_hi; its even and odd bytes against pairs of bp */
+    kvi summ = vi_zero();
+    summ = vi_dpwssd(summ, vi_and(m_lo, m00ff), vi_set1(pair16(bp[0], bp[2])));
+    summ = vi_dpwssd(summ, vi_and(vi_srli32(m_lo, 8), m00ff), vi_set1(pair16(bp[1], bp[3])));
+    summ = vi_dpwssd(summ, vi_and(m_hi, m00ff), vi_set1(pair16(bp[4], bp[6])));
+    return vi_dpwssd(summ, vi_and(vi_srli32(m_hi, 8), m00ff), vi_set1(pair16(bp[5], bp[7])));
 }
 
 #if KX_BITS == 512
@@ -376,16 +448,10 @@ static KX_ALWAYS_INLINE float zsb_q6(const uint8_t *blk, const uint8_t *y)
  * words against the token's bsums pairs, and the reference's float steps
  * of the super-block run with a lane holding its row's operations (each
  * lane is exactly the scalar sequence). Rows of a block are software
- * prefetched KX_PF super-blocks ahead (zprefetch). Measured on the
+ * prefetched KX_PF super-blocks ahead (kx_prefetch_rows). Measured on the
  * 2-core AVX-512 VNNI machine: about 2x the weight GB/s of one row at a
  * time. */
 
-#ifndef KX_PF /* software prefetch distance in super-blocks (0: none) */
-#define KX_PF 4
-#endif
-#ifndef KX_PF_HINT
-#define KX_PF_HINT _MM_HINT_T0
-#endif
 
 /* lane r = the sum of v[r]'s 16 lanes. Pairs, then quads, then 128-bit
  * segments: after the second level, segment s of w[i] holds the segment-s
@@ -426,37 +492,13 @@ static KX_ALWAYS_INLINE void zheaders(const uint8_t *b0, size_t row_bytes, __m51
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * row_bytes)), 2);
         h[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 3 * row_bytes)), 3);
     }
-    __m512i t0 = _mm512_unpacklo_epi32(h[0], h[1]), t1 = _mm512_unpackhi_epi32(h[0], h[1]);
-    __m512i t2 = _mm512_unpacklo_epi32(h[2], h[3]), t3 = _mm512_unpackhi_epi32(h[2], h[3]);
-    out[0] = _mm512_unpacklo_epi64(t0, t2);
-    out[1] = _mm512_unpackhi_epi64(t0, t2);
-    out[2] = _mm512_unpacklo_epi64(t1, t3);
-    out[3] = _mm512_unpackhi_epi64(t1, t3);
+    kx_transpose4(h, out);
 }
 
 /* lanes back to row order (zrow_of is an involution) */
 static KX_ALWAYS_INLINE __m512 zrow_order(__m512 v)
 {
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), v);
-}
-
-/* Prefetch the super-block KX_PF steps ahead in the order the block is
- * consumed, of the 16 rows of this block or, past their end, of the next
- * block (16 * row_bytes further on): a steady distance whatever the row
- * length. Past the matrix the hints are harmless (they never fault). */
-static KX_ALWAYS_INLINE void zprefetch(const uint8_t *w0, size_t row_bytes, size_t s, size_t nsb, size_t bb)
-{
-    if (!KX_PF)
-        return;
-    size_t ahead = s + KX_PF;
-    const char *p = (const char *)w0 + ahead * bb;
-    if (ahead >= nsb)
-        p = (const char *)w0 + 16 * row_bytes + (ahead - nsb) * bb;
-    for (int r = 0; r < 16; r++, p += row_bytes) {
-        for (size_t i = 0; i < bb; i += 64)
-            _mm_prefetch(p + i, KX_PF_HINT);
-        _mm_prefetch(p + bb - 1, KX_PF_HINT);
-    }
 }
 
 #if KX_VNNI
@@ -527,11 +569,6 @@ static KX_ALWAYS_INLINE __m512i zrow_affine(enum kx_kind kind, const uint8_t *bl
     return acc;
 }
 
-/* int32 lane pair (lo | hi << 16) of two int16 values, as vpdpwssd reads it */
-static KX_ALWAYS_INLINE int32_t pair16(int32_t lo, int32_t hi)
-{
-    return (int32_t)(((uint32_t)lo & 0xffffu) | ((uint32_t)hi << 16));
-}
 
 /* Rows w0 + r * row_bytes (r < 16) of a Q4_K /
  * Q5_K matrix against one token's Q8_K row y: out[r] = the reference's dot. */
@@ -539,8 +576,6 @@ static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0,
                                            const uint8_t *y, float *out)
 {
     const int bb = kind_bytes(kind);
-    const __m512i m3f = _mm512_set1_epi32(0x3f3f3f3f), m0f = _mm512_set1_epi32(0x0f0f0f0f);
-    const __m512i m30 = _mm512_set1_epi32(0x30303030), m00ff = _mm512_set1_epi32(0x00ff00ff);
 #if !KX_VNNI
     __m512i sidx[4];
     for (int g = 0; g < 4; g++) /* int16 lanes 0..15: byte 2g, 16..31: byte 2g + 1 */
@@ -558,33 +593,17 @@ static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0,
     __m512 sum = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
-        zprefetch(w0, row_bytes, s, nsb, (size_t)bb);
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 16);
         __m512i hd[4];
         zheaders(b0, row_bytes, hd);
-        __m512i dd = hd[0], ga = hd[1], gb = hd[2], gc = hd[3];
-        __m512i s_lo = _mm512_and_si512(ga, m3f);
-        __m512i s_hi = _mm512_or_si512(_mm512_and_si512(gc, m0f), _mm512_and_si512(_mm512_srli_epi32(ga, 2), m30));
-        __m512i m_lo = _mm512_and_si512(gb, m3f);
-        __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(gc, 4), m0f),
-                                       _mm512_and_si512(_mm512_srli_epi32(gb, 2), m30));
+        __m512i dd = hd[0], s_lo, s_hi, m_lo, m_hi;
+        kx_scales_rows(hd[1], hd[2], hd[3], &s_lo, &s_hi, &m_lo, &m_hi);
         /* qword k of scl: the scale bytes of row 4(k/2) + k%2 (k < 8), of
          * row 4((k-8)/2) + 2 + k%2 (k >= 8) */
         uint64_t scl[16] __attribute__((aligned(64)));
         _mm512_store_si512((void *)scl, _mm512_unpacklo_epi32(s_lo, s_hi));
         _mm512_store_si512((void *)(scl + 8), _mm512_unpackhi_epi32(s_lo, s_hi));
-        int16_t bs[16];
-        memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
-        int32_t bp[8];
-        for (int j = 0; j < 8; j++)
-            bp[j] = (int32_t)bs[2 * j] + (int32_t)bs[2 * j + 1];
-        /* summ = sum_j m_j * (bsums_2j + bsums_2j+1), m_j byte j of m_lo:m_hi */
-        __m512i summ = _mm512_setzero_si512();
-        summ = zacc_madd(summ, _mm512_and_si512(m_lo, m00ff), _mm512_set1_epi32(pair16(bp[0], bp[2])));
-        summ = zacc_madd(summ, _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), m00ff),
-                                   _mm512_set1_epi32(pair16(bp[1], bp[3])));
-        summ = zacc_madd(summ, _mm512_and_si512(m_hi, m00ff), _mm512_set1_epi32(pair16(bp[4], bp[6])));
-        summ = zacc_madd(summ, _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), m00ff),
-                                   _mm512_set1_epi32(pair16(bp[5], bp[7])));
+        __m512i summ = kx_summ_rows(m_lo, m_hi, ys);
 #if KX_VNNI
         __m512i yv[4];
         for (int k = 0; k < 2; k++) {
@@ -696,7 +715,7 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
     __m512 sum = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
-        zprefetch(w0, row_bytes, s, nsb, (size_t)bb);
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 16);
         int16_t bs[16];
         memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
         /* corr = sum_j sc_j * bsums_j: word i of the scales holds sc 4i..4i+3 */
@@ -738,6 +757,166 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
 #else
 #define SB_AFFINE sb_affine
 #define SB_Q6 sb_q6
+
+/* ---- 8-row decode blocks (the 256-bit tier) ----
+ * The 16-row blocks above at half the width: eight rows of one token at a
+ * time, lane r = row r. Per super-block the rows' headers are loaded and
+ * transposed (yheaders), each row's 256 products go into one ymm of scaled
+ * partial sums (in-row scales by a byte shuffle of the row's scale bytes),
+ * the eight ymm are reduced together (yreduce8), the min / bias term is a
+ * vpmaddwd chain over the transposed scale bytes against the token's bsums
+ * pairs, and the reference's float steps of the super-block run with each
+ * lane holding its row's operations (each lane is exactly the scalar
+ * sequence of sb_affine / sb_q6). In place of a horizontal sum and a scalar
+ * float tail per (row, super-block). */
+
+/* lane r = the sum of v[r]'s 8 lanes */
+static KX_ALWAYS_INLINE __m256i yreduce8(const __m256i v[8])
+{
+    __m256i u[4], w[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* per 128-bit lane: rows 2i, 2i + 1, 2i, 2i + 1 */
+        u[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                                _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* per 128-bit lane: rows 4i .. 4i + 3 */
+        w[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(u[2 * i], u[2 * i + 1]),
+                                _mm256_unpackhi_epi64(u[2 * i], u[2 * i + 1]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(w[0], w[1], 0x20), _mm256_permute2x128_si256(w[0], w[1], 0x31));
+}
+
+/* The 16 bytes at b0 of the 8 rows b0 + r * row_bytes, transposed: lane r
+ * of out[j] = dword j of row r. */
+static KX_ALWAYS_INLINE void yheaders(const uint8_t *b0, size_t row_bytes, __m256i out[4])
+{
+    __m256i h[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) { /* row i in the low half, row i + 4 in the high half */
+        const uint8_t *p = b0 + (size_t)i * row_bytes;
+        h[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p)),
+                                       _mm_loadu_si128((const __m128i *)(const void *)(p + 4 * row_bytes)), 1);
+    }
+    kx_transpose4(h, out);
+}
+
+/* The half in the low 16 bits of each lane, as a float. */
+static KX_ALWAYS_INLINE __m256 yhalves(__m256i v)
+{
+    __m256i p = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_setzero_si256());
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08)));
+}
+
+/* One row's scaled partial sums of a Q4_K / Q5_K super-block (lanes sum to
+ * sumi, the same integers as sb_affine); sc8 = its 8 scale bytes. */
+static KX_ALWAYS_INLINE __m256i yrow_affine(enum kx_kind kind, const uint8_t *blk, const uint8_t *yq, uint64_t sc8,
+                                            const __m256i sidx[8])
+{
+    const __m256i scb = _mm256_set1_epi64x((long long)sc8);
+    const uint8_t *qs = blk + (kind == KX_Q5K ? 48 : 16);
+    __m256i hb = affine_qh(kind, blk);
+    __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        __m256i a, b;
+        affine_codes(kind, _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * g)), &hb, &a, &b);
+        __m256i pa = _mm256_maddubs_epi16(a, _mm256_loadu_si256((const __m256i *)(const void *)(yq + 64 * g)));
+        __m256i pb = _mm256_maddubs_epi16(b, _mm256_loadu_si256((const __m256i *)(const void *)(yq + 64 * g + 32)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pa, _mm256_shuffle_epi8(scb, sidx[2 * g])));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pb, _mm256_shuffle_epi8(scb, sidx[2 * g + 1])));
+    }
+    return acc;
+}
+
+/* Rows w0 + r * row_bytes (r < 8) of a Q4_K / Q5_K matrix against one
+ * token's Q8_K row y: out[r] = the reference's dot. */
+static KX_ALWAYS_INLINE void yblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb,
+                                           const uint8_t *y, float *out)
+{
+    const int bb = kind_bytes(kind);
+    __m256i sidx[8]; /* int16 lanes: scale byte j, zero-extended */
+    for (int j = 0; j < 8; j++)
+        sidx[j] = _mm256_set1_epi16((short)(0x8000 | j));
+    __m256 sum = _mm256_setzero_ps();
+    for (size_t s = 0; s < nsb; s++) {
+        const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 8);
+        __m256i hd[4];
+        yheaders(b0, row_bytes, hd);
+        __m256i dd = hd[0], s_lo, s_hi, m_lo, m_hi;
+        kx_scales_rows(hd[1], hd[2], hd[3], &s_lo, &s_hi, &m_lo, &m_hi);
+        /* qword k of scl: the scale bytes of rows 0, 1, 4, 5, 2, 3, 6, 7 */
+        uint64_t scl[8] __attribute__((aligned(32)));
+        _mm256_store_si256((__m256i *)(void *)scl, _mm256_unpacklo_epi32(s_lo, s_hi));
+        _mm256_store_si256((__m256i *)(void *)(scl + 4), _mm256_unpackhi_epi32(s_lo, s_hi));
+        __m256i summ = kx_summ_rows(m_lo, m_hi, ys);
+        __m256i acc[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++)
+            acc[r] = yrow_affine(kind, b0 + (size_t)r * row_bytes, ys + 4,
+                                 scl[(r & 1) + ((r & 2) ? 4 : 0) + ((r & 4) ? 2 : 0)], sidx);
+        __m256i sumi = yreduce8(acc);
+        float ydf;
+        memcpy(&ydf, ys, 4);
+        __m256 yd = _mm256_set1_ps(ydf);
+        __m256 t1 = _mm256_mul_ps(_mm256_mul_ps(yhalves(dd), yd), _mm256_cvtepi32_ps(sumi));
+        __m256 t2 = _mm256_mul_ps(_mm256_mul_ps(yhalves(_mm256_srli_epi32(dd, 16)), yd), _mm256_cvtepi32_ps(summ));
+        sum = _mm256_add_ps(sum, _mm256_sub_ps(t1, t2));
+    }
+    _mm256_storeu_ps(out, sum);
+}
+
+/* One row's partial sums of a Q6_K super-block, bias included (lanes sum to
+ * sumi = sum_j sc_j * (dot(stored_j, y_j) - 32 * bsums_j), as sb_q6). The
+ * scale pairs come from a byte shuffle of the row's 16 scale bytes (both
+ * bytes of an int16 lane, then an arithmetic shift: sign-extended). */
+static KX_ALWAYS_INLINE __m256i yrow_q6(const uint8_t *blk, const uint8_t *yq, const __m256i bs, const __m256i pidx[8])
+{
+    const __m128i scb128 = _mm_loadu_si128((const __m128i *)(const void *)(blk + 192));
+    const __m256i scb = _mm256_broadcastsi128_si256(scb128);
+    __m256i acc = _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(scb128)), 5);
+    acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *yh = yq + 128 * h;
+        __m256i c[4];
+        q6_codes(blk, h, c);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            /* elements 128h + 32i .. +31: sub-blocks 8h + 2i (low half), 8h + 2i + 1 (high half) */
+            __m256i p = _mm256_maddubs_epi16(c[i], _mm256_loadu_si256((const __m256i *)(const void *)(yh + 32 * i)));
+            __m256i s = _mm256_srai_epi16(_mm256_shuffle_epi8(scb, pidx[4 * h + i]), 8);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
+        }
+    }
+    return acc;
+}
+
+static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, const uint8_t *y, float *out)
+{
+    const int bb = 210;
+    __m256i pidx[8]; /* both bytes of every int16 lane: scale 2k (low half), 2k + 1 (high half) */
+    for (int k = 0; k < 8; k++)
+        pidx[k] = _mm256_set_m128i(_mm_set1_epi8((char)(2 * k + 1)), _mm_set1_epi8((char)(2 * k)));
+    __m256 sum = _mm256_setzero_ps();
+    for (size_t s = 0; s < nsb; s++) {
+        const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 8);
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(ys + 4 + CIT_QK_K));
+        __m256i acc[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++)
+            acc[r] = yrow_q6(b0 + (size_t)r * row_bytes, ys + 4, bs, pidx);
+        __m256i sumi = yreduce8(acc);
+        /* d: the high half of the last dword of the 16 bytes ending at byte 210 */
+        __m256i hdd[4];
+        yheaders(b0 + 194, row_bytes, hdd);
+        float ydf;
+        memcpy(&ydf, ys, 4);
+        __m256 t = _mm256_mul_ps(yhalves(_mm256_srli_epi32(hdd[3], 16)), _mm256_set1_ps(ydf));
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(t, _mm256_cvtepi32_ps(sumi)));
+    }
+    _mm256_storeu_ps(out, sum);
+}
 #endif
 
 static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, size_t row_bytes, size_t n_in, size_t r0,
@@ -755,6 +934,17 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
                 zblock_q6(w0, row_bytes, nsb, yt, y + t * ldy + r);
             else
                 zblock_affine(kind, w0, row_bytes, nsb, yt, y + t * ldy + r);
+        }
+    }
+#else
+    for (; r + 8 <= r1; r += 8) {
+        const uint8_t *w0 = (const uint8_t *)w + r * row_bytes;
+        for (size_t t = 0; t < n_tokens; t++) {
+            const uint8_t *yt = (const uint8_t *)act + t * nsb * SB_ACT;
+            if (kind == KX_Q6K)
+                yblock_q6(w0, row_bytes, nsb, yt, y + t * ldy + r);
+            else
+                yblock_affine(kind, w0, row_bytes, nsb, yt, y + t * ldy + r);
         }
     }
 #endif
