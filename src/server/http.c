@@ -88,9 +88,10 @@ enum MHD_Result srv_queue(struct srv_req *r, int status, struct MHD_Response *re
     if (!resp)
         return MHD_NO;
     r->status = status;
-    /* How long an idle connection lives here, so a client's keep-alive pool
-     * (undici, Python's requests, ...) retires it before the server closes
-     * it, instead of sending a request into a socket that is being closed. */
+    /* How long an idle connection lives here, so a keep-alive pool that reads
+     * the hint (undici: Node's fetch and the openai npm client) retires it
+     * before the server closes it, instead of sending a request into a socket
+     * that is being closed. */
     char keep_alive[32];
     snprintf(keep_alive, sizeof keep_alive, "timeout=%u", r->srv->cfg.idle_timeout_s);
     MHD_add_response_header(resp, "Keep-Alive", keep_alive);
