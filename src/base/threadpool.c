@@ -71,7 +71,7 @@ static inline void cpu_relax(void)
 }
 
 /* Guided self-scheduling: each claim takes 1 / (2 n_threads) of what is
- * left, rounded up to a multiple of the grain, so the first chunks are large
+ * left in whole grains (at least one), so the first chunks are large
  * (few claims, long contiguous runs of rows) and the last ones one grain:
  * the threads finish within about one grain of each other, instead of one
  * idling for up to a whole fixed-size chunk (measured on decode: see
@@ -82,7 +82,7 @@ static void run_chunks(struct cit_threadpool *p, unsigned tid)
     size_t begin = atomic_load_explicit(&p->next, memory_order_relaxed);
     while (begin < n) {
         size_t size = (n - begin) / div;
-        size = size <= g ? g : (size + g - 1) / g * g;
+        size = size < g ? g : size - size % g; /* whole grains, rounded down: cannot overflow */
         size_t end = n - begin <= size ? n : begin + size;
         if (!atomic_compare_exchange_weak_explicit(&p->next, &begin, end, memory_order_relaxed,
                                                    memory_order_relaxed))
