@@ -569,7 +569,6 @@ static KX_ALWAYS_INLINE __m512i zrow_affine(enum kx_kind kind, const uint8_t *bl
     return acc;
 }
 
-
 /* Rows w0 + r * row_bytes (r < 16) of a Q4_K /
  * Q5_K matrix against one token's Q8_K row y: out[r] = the reference's dot. */
 static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb,
@@ -754,9 +753,15 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
 }
 #define SB_AFFINE zsb_affine
 #define SB_Q6 zsb_q6
+#define DEC_ROWS 16 /* rows of a decode block, and its two kernels */
+#define BLOCK_AFFINE zblock_affine
+#define BLOCK_Q6 zblock_q6
 #else
 #define SB_AFFINE sb_affine
 #define SB_Q6 sb_q6
+#define DEC_ROWS 8
+#define BLOCK_AFFINE yblock_affine
+#define BLOCK_Q6 yblock_q6
 
 /* ---- 8-row decode blocks (the 256-bit tier) ----
  * The 16-row blocks above at half the width: eight rows of one token at a
@@ -925,29 +930,16 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
     size_t nsb = n_in / CIT_QK_K;
     int bb = kind_bytes(kind);
     size_t r = r0;
-#if KX_BITS == 512
-    for (; r + 16 <= r1; r += 16) {
+    for (; r + DEC_ROWS <= r1; r += DEC_ROWS) {
         const uint8_t *w0 = (const uint8_t *)w + r * row_bytes;
         for (size_t t = 0; t < n_tokens; t++) {
             const uint8_t *yt = (const uint8_t *)act + t * nsb * SB_ACT;
             if (kind == KX_Q6K)
-                zblock_q6(w0, row_bytes, nsb, yt, y + t * ldy + r);
+                BLOCK_Q6(w0, row_bytes, nsb, yt, y + t * ldy + r);
             else
-                zblock_affine(kind, w0, row_bytes, nsb, yt, y + t * ldy + r);
+                BLOCK_AFFINE(kind, w0, row_bytes, nsb, yt, y + t * ldy + r);
         }
     }
-#else
-    for (; r + 8 <= r1; r += 8) {
-        const uint8_t *w0 = (const uint8_t *)w + r * row_bytes;
-        for (size_t t = 0; t < n_tokens; t++) {
-            const uint8_t *yt = (const uint8_t *)act + t * nsb * SB_ACT;
-            if (kind == KX_Q6K)
-                yblock_q6(w0, row_bytes, nsb, yt, y + t * ldy + r);
-            else
-                yblock_affine(kind, w0, row_bytes, nsb, yt, y + t * ldy + r);
-        }
-    }
-#endif
     for (; r < r1; r++) {
         const uint8_t *wr = (const uint8_t *)w + r * row_bytes;
         for (size_t t = 0; t < n_tokens; t++) {
