@@ -12,6 +12,8 @@
  *   /tmp/kernel_ab TYPE N_OUT N_IN THREADS ROUNDS WHERE [TOKENS]
  *
  * (FLAGS_B may put `-I dir` first to take a modified header from dir/kernels/.)
+ * The AVX2 file works the same way: src/kernels/avx2_q.c with
+ * -Dcit_kernels_avx2_q=kernels_a / kernels_b and only the AVX2 flags.
  * TYPE 0 = Q4_0, 1 = Q8_0; WHERE 0 = from memory (weights rotate over >= 512
  * MiB of distinct copies, one matmul per copy), 1 = from cache (one matrix,
  * 200 matmuls per round). Prints each build's median and best GB/s of weight

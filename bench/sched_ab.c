@@ -1,7 +1,8 @@
 /* sched_ab.c: how the way rows are shared between threads changes the speed
  * of the one-token (decode) matmul: the pool's guided chunks (what
- * cit_matmul_packed does) against fixed chunks of n_out / (8 x threads) rows
- * claimed one at a time (what it did before). Not part of the build:
+ * cit_matmul_packed does) against the fixed chunks of eb302c8, claimed one
+ * at a time: n_out / (4 x threads) rows, or n_out / (8 x threads) rounded up
+ * to whole 16-row tiles where that is larger. Not part of the build:
  *
  *   gcc -O2 -std=c17 -D_GNU_SOURCE -I src -I include bench/sched_ab.c build/libcitadel.a -lpthread -lm \
  *       -lpcre2-8 -ljansson -lmicrohttpd -lsodium -o /tmp/sched_ab && /tmp/sched_ab 2 12
@@ -49,9 +50,14 @@ static void run(struct cit_threadpool *pool, struct job *j, int guided)
         cit_threadpool_for(pool, j->n_out, 16, rows_fn, j);
         return;
     }
+    /* exactly what eb302c8 did: cit_matmul_packed's grain (an eighth of the
+     * rows per thread, in whole tiles), and the pool's chunk of n / (4
+     * threads) where that is larger */
     size_t threads = cit_threadpool_size(pool);
-    size_t chunk = (j->n_out + threads * 8 - 1) / (threads * 8);
-    struct fixed_job f = {j, (chunk + 15) / 16 * 16, 0};
+    size_t grain = (j->n_out + threads * 8 - 1) / (threads * 8);
+    grain = (grain + 15) / 16 * 16;
+    size_t chunk = j->n_out / (threads * 4);
+    struct fixed_job f = {j, chunk > grain ? chunk : grain, 0};
     cit_threadpool_for(pool, threads, 1, fixed_fn, &f);
 }
 
