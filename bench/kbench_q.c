@@ -93,7 +93,8 @@ int main(int argc, char **argv)
                 if ((decode && !strcmp(mode, "gemm")) || (!decode && !strcmp(mode, "decode")))
                     continue;
                 size_t nt = decode ? 1 : gemm_tokens;
-                size_t copies = decode ? (((size_t)512 << 20) + mat - 1) / mat : 1;
+                const char *hot = getenv("KBENCH_HOT");
+                size_t copies = decode && !(hot && *hot == '1') ? (((size_t)512 << 20) + mat - 1) / mat : 1;
                 unsigned char *w = malloc(mat * copies);
                 float *x = malloc(n_in * nt * sizeof(float));
                 float *y = malloc(n_out * nt * sizeof(float));
@@ -110,14 +111,26 @@ int main(int argc, char **argv)
                     memcpy(w + c * mat, w, mat);
                 fill_inputs(x, n_in * nt);
                 k->pack(x, n_in, nt, 0, nt, act);
-                struct job j = {k, w, row_bytes, n_in, n_out, nt, act, y};
+                const char *r16e = getenv("KBENCH_R16");
+                int r16 = r16e && *r16e == '1' && type == CIT_TYPE_Q4_0;
+                unsigned char *wref = w;
+                if (r16) { /* every copy repacked; the first kept in rows for the check */
+                    wref = malloc(mat);
+                    if (!wref)
+                        return 1;
+                    memcpy(wref, w, mat);
+                    for (size_t c = 0; c < copies; c++)
+                        for (size_t g = 0; g < n_out; g += CIT_R16_ROWS)
+                            cit_r16_pack_group(wref + g * row_bytes, row_bytes, w + c * mat + g * row_bytes);
+                }
+                struct job j = {k, w, row_bytes, n_in, n_out, nt, act, y, r16};
                 run(pools[1], &j);
                 /* check a few outputs against the reference */
                 for (size_t t = 0; t < nt && t < 3; t++) {
                     cit_ref_q8_0_from_float(x + t * n_in, ref_act, (int64_t)n_in);
                     for (size_t r = 0; r < n_out; r += n_out / 7 + 1) {
                         float want;
-                        tr->vec_dot((int64_t)n_in, &want, w + r * row_bytes, ref_act);
+                        tr->vec_dot((int64_t)n_in, &want, wref + r * row_bytes, ref_act);
                         if (memcmp(&want, &y[t * n_out + r], 4)) {
                             fprintf(stderr, "MISMATCH %s %zux%zu t %zu r %zu: %g vs %g\n", tr->name, n_out, n_in, t,
                                     r, (double)y[t * n_out + r], (double)want);
@@ -153,7 +166,9 @@ int main(int argc, char **argv)
                     }
                     res[th] = decode ? (double)mat / best * 1e-9 : 2.0 * (double)n_out * (double)n_in * (double)nt / best * 1e-9;
                 }
-                printf("%-5s %5zux%-5zu %-6s %s: 1 thread %7.1f  2 threads %7.1f", tr->name, n_out, n_in,
+                if (wref != w)
+                    free(wref);
+                printf("%-5s%s %5zux%-5zu %-6s %s: 1 thread %7.1f  2 threads %7.1f", tr->name, r16 ? " R16" : "", n_out, n_in,
                        decode ? "decode" : "gemm", decode ? "GB/s" : "GOPS", res[0], res[1]);
                 if (decode)
                     printf("   (plain read of the same buffers: %5.1f / %5.1f GB/s)", base[0], base[1]);

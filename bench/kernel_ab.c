@@ -18,7 +18,11 @@
  * MiB of distinct copies, one matmul per copy), 1 = from cache (one matrix,
  * 200 matmuls per round). Prints each build's median and best GB/s of weight
  * bytes and the median (and quartiles) of the per-round speed ratio B/A;
- * exits 1 if the two builds' outputs differ. */
+ * exits 1 if the two builds' outputs differ.
+ * KAB_R16=1 (Q4_0): B reads a copy of the weights in the R16 layout
+ * (kernels/repack.h, `--repack`) through cit_r16_gemm; A and B may then be
+ * the same build (a.o and b.o from one source), which compares layouts.
+ * KAB_R16=2: both read the R16 copy (two builds of the R16 kernel). */
 #include <stdio.h>
 
 #include "base/threadpool.h"
@@ -70,6 +74,16 @@ int main(int argc, char **argv)
         return 1;
     fill_weights(type, w, mat * copies, tr->type_size);
     fill_inputs(x, n_in * nt);
+    const char *r16e = getenv("KAB_R16");
+    const int r16 = r16e && (*r16e == '1' || *r16e == '2') && type == CIT_TYPE_Q4_0 && n_out % CIT_R16_ROWS == 0;
+    const int r16a = r16 && *r16e == '2';
+    unsigned char *wb = w; /* B's weights */
+    if (r16) {
+        if (!(wb = malloc(mat * copies)))
+            return 1;
+        for (size_t g = 0; g < n_out * copies; g += CIT_R16_ROWS)
+            cit_r16_pack_group(w + g * rb, (size_t)rb, wb + g * rb);
+    }
     for (int v = 0; v < 2; v++) {
         uint64_t ab = 0;
         ks[v]->act_bytes(n_in, nt, &ab);
@@ -81,11 +95,12 @@ int main(int argc, char **argv)
         double dt[2];
         for (int o = 0; o < 2; o++) {
             int v = (r & 1) ? 1 - o : o; /* which build goes first flips every round */
-            struct job j = {ks[v], w, (size_t)rb, n_in, n_out, nt, act[v], y[v]};
+            const int rv = v == 1 ? r16 : r16a;
+            struct job j = {ks[v], w, (size_t)rb, n_in, n_out, nt, act[v], y[v], rv};
             double t0 = now();
             for (int it = 0; it < inner; it++)
                 for (size_t c = 0; c < copies; c++) {
-                    j.w = w + c * mat;
+                    j.w = (rv ? wb : w) + c * mat;
                     cit_threadpool_for(pool, n_out, 16, rows_fn, &j);
                 }
             dt[v] = now() - t0;
@@ -103,9 +118,9 @@ int main(int argc, char **argv)
     qsort(gbs[0], (size_t)rounds, sizeof(double), cmp_double);
     qsort(gbs[1], (size_t)rounds, sizeof(double), cmp_double);
     qsort(ratio, (size_t)rounds, sizeof(double), cmp_double);
-    printf("%s %zux%zu, %u threads, %s, %zu token(s): A %.2f GB/s (best %.2f), B %.2f GB/s (best %.2f), "
+    printf("%s%s %zux%zu, %u threads, %s, %zu token(s): A %.2f GB/s (best %.2f), B %.2f GB/s (best %.2f), "
            "B/A %.3f (quartiles %.3f-%.3f)\n",
-           tr->name, n_out, n_in, threads, cache ? "cache" : "memory", nt, gbs[0][rounds / 2], gbs[0][rounds - 1],
+           tr->name, r16a ? " (A, B: R16)" : r16 ? " (B: R16)" : "", n_out, n_in, threads, cache ? "cache" : "memory", nt, gbs[0][rounds / 2], gbs[0][rounds - 1],
            gbs[1][rounds / 2], gbs[1][rounds - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4]);
     cit_threadpool_free(pool);
     return 0;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "tensor/quants.h"
 
 struct job {
@@ -19,6 +20,7 @@ struct job {
     size_t row_bytes, n_in, n_out, n_tokens;
     const void *act;
     float *y; /* (n_tokens, n_out) */
+    int r16;  /* w is in the R16 layout (kernels/repack.h) */
 };
 
 /* A cit_parallel_fn: rows [begin, end) of the job. */
@@ -26,7 +28,10 @@ static inline void rows_fn(void *arg, size_t begin, size_t end, unsigned tid)
 {
     (void)tid;
     const struct job *j = arg;
-    j->k->gemm(j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
+    if (j->r16)
+        cit_r16_gemm(j->k, j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
+    else
+        j->k->gemm(j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
 }
 
 static inline double now(void)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "citadel/model.h"
+
 bool arg_int(const char *opt, const char *s, long long min, long long max, long long *out)
 {
     char *end = NULL;
@@ -103,4 +105,25 @@ char *cli_read_file(const char *cmd, const char *what, const char *path, size_t 
         buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+bool cli_repack(const char *cmd, struct cit_model *m, unsigned n_threads)
+{
+    char err[512] = "", sz[32];
+    uint64_t bytes = 0;
+    enum cit_status st = cit_model_repack(m, n_threads, &bytes, err, sizeof err);
+    if (st == CIT_ERR_UNSUPPORTED) {
+        fprintf(stderr, "citadel %s: --repack: %s\n", cmd, err);
+        return true;
+    }
+    if (st != CIT_OK) {
+        fprintf(stderr, "citadel %s: --repack failed: %s\n", cmd, err);
+        return false;
+    }
+    if (bytes)
+        fprintf(stderr, "citadel %s: --repack: %s of Q4_0 weights interleaved for the decode kernel\n", cmd,
+                fmt_bytes(bytes, sz, sizeof sz));
+    else
+        fprintf(stderr, "citadel %s: --repack: no Q4_0 matrix to interleave; the weights stay in the file\n", cmd);
+    return true;
 }

@@ -19,4 +19,11 @@ const char *fmt_bytes(uint64_t n, char *buf, int buflen);
  * (or too large / unreadable) and returns NULL. */
 char *cli_read_file(const char *cmd, const char *what, const char *path, size_t max, size_t *len);
 
+struct cit_model;
+
+/* --repack: cit_model_repack with a line on stderr saying what was copied,
+ * or why nothing was (then the model is used from the file as usual).
+ * False only on a real failure (out of memory), already reported. */
+bool cli_repack(const char *cmd, struct cit_model *m, unsigned n_threads);
+
 #endif

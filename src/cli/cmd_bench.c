@@ -43,6 +43,7 @@ struct bench_opts {
     long long reps, n_ctx, probe_mib;
     enum out_fmt fmt;
     int no_probe;
+    int repack; /* --repack: cit_model_repack after each load (counted in ttft) */
 };
 
 /* One result line: a timed test of one model on one configuration. */
@@ -63,6 +64,7 @@ struct model_entry {
     struct cit_model *m;
     struct cit_roofline rl;
     double load_ms;
+    uint64_t repacked_bytes; /* --repack: bytes copied into the interleaved layout */
 };
 
 struct probe_entry {
@@ -93,6 +95,9 @@ static void usage(FILE *f)
             "      --no-probe          skip the machine-limit probes (no %% of limit column)\n"
             "      --probe-mib N       bandwidth probe buffer in MiB (default 1024; halved when the\n"
             "                          memory is not there)\n"
+            "      --repack            copy Q4_0 matrices into the interleaved layout of the SIMD\n"
+            "                          decode kernels after loading (same outputs, faster generation,\n"
+            "                          the copy counted in ttft; see docs/engine.md)\n"
             "  -h, --help              this help\n\n"
             "tests: ppP processes P random token ids in batches of -b from an empty cache; tgN\n"
             "generates N tokens one at a time from an empty cache; ttft is load + context + the first\n"
@@ -145,13 +150,14 @@ static long long list_max(const struct list *l)
 
 static int parse(int argc, char **argv, struct bench_opts *o)
 {
-    enum { O_NOPROBE = 256, O_PROBEMIB };
+    enum { O_NOPROBE = 256, O_PROBEMIB, O_REPACK };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'}, {"n-prompt", required_argument, NULL, 'p'},
         {"n-gen", required_argument, NULL, 'n'}, {"threads", required_argument, NULL, 't'},
         {"batch", required_argument, NULL, 'b'}, {"repetitions", required_argument, NULL, 'r'},
         {"ctx", required_argument, NULL, 'c'}, {"output", required_argument, NULL, 'o'},
         {"no-probe", no_argument, NULL, O_NOPROBE}, {"probe-mib", required_argument, NULL, O_PROBEMIB},
+        {"repack", no_argument, NULL, O_REPACK},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
@@ -173,6 +179,7 @@ static int parse(int argc, char **argv, struct bench_opts *o)
         case 'c': if (!arg_int("--ctx", optarg, 1, BENCH_MAX_TOKENS, &o->n_ctx)) return 2; break;
         case O_PROBEMIB: if (!arg_int("--probe-mib", optarg, 1, 1 << 20, &o->probe_mib)) return 2; break;
         case O_NOPROBE: o->no_probe = 1; break;
+        case O_REPACK: o->repack = 1; break;
         case 'o':
             if (!strcmp(optarg, "md")) o->fmt = OUT_MD;
             else if (!strcmp(optarg, "json")) o->fmt = OUT_JSON;
@@ -531,6 +538,21 @@ static int bench_model(struct bench_state *s, int mi)
         fprintf(stderr, "citadel bench: cannot load %s: %s\n", o->models[mi], err);
         return 1;
     }
+    if (o->repack) {
+        unsigned th = 0; /* the largest thread count of the run */
+        for (int i = 0; i < o->threads.n; i++)
+            if ((unsigned)o->threads.v[i] > th)
+                th = (unsigned)o->threads.v[i];
+        enum cit_status st = cit_model_repack(me->m, th, &me->repacked_bytes, err, sizeof err);
+        if (st == CIT_ERR_UNSUPPORTED) {
+            progress_end();
+            fprintf(stderr, "citadel bench: --repack: %s\n", err);
+        } else if (st != CIT_OK) {
+            progress_end();
+            fprintf(stderr, "citadel bench: %s: --repack failed: %s\n", o->models[mi], err);
+            return 1;
+        }
+    }
     me->load_ms = (now_s() - t0) * 1e3;
     const struct cit_model_info *info = cit_model_info(me->m);
     if ((uint64_t)o->n_ctx > info->n_ctx_train) {
@@ -657,6 +679,9 @@ static void print_md(const struct bench_state *s, const char *cpu)
                model_label(o->models[mi]), fmt_bytes(rl->weight_bytes_per_token, b1, sizeof b1),
                fmt_bytes(rl->kv_bytes_per_pos, b2, sizeof b2), (double)rl->layer_matrix_params,
                (double)rl->output_params);
+        if (s->models[mi].repacked_bytes)
+            printf("%s: --repack copied %s of Q4_0 weights into the interleaved layout (counted in ttft)\n",
+                   model_label(o->models[mi]), fmt_bytes(s->models[mi].repacked_bytes, b3, sizeof b3));
         if (llc > 0 && rl->weight_bytes_per_token < (uint64_t)llc)
             printf("  note: that fits in the %s last-level cache, so generation reads it from cache, not memory: "
                    "its %% of the memory-bandwidth limit understates the ceiling and can pass 100%%\n",
@@ -702,11 +727,12 @@ static int print_json(const struct bench_state *s, const char *cpu)
         const struct model_entry *me = &s->models[mi];
         const struct cit_model_info *info = cit_model_info(me->m);
         json_array_append_new(
-            models, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:b, s:b}", "path", o->models[mi],
+            models, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "path",
+                              o->models[mi],
                               "name", info->name, "arch", info->arch, "type", type_name(info->weight_type),
                               "size_bytes", (json_int_t)info->weight_bytes, "n_params", (json_int_t)info->n_params,
-                              "load_ms", me->load_ms, "weight_bytes_per_token",
-                              (json_int_t)me->rl.weight_bytes_per_token, "kv_bytes_per_pos",
+                              "load_ms", me->load_ms, "repacked_bytes", (json_int_t)me->repacked_bytes,
+                              "weight_bytes_per_token", (json_int_t)me->rl.weight_bytes_per_token, "kv_bytes_per_pos",
                               (json_int_t)me->rl.kv_bytes_per_pos, "layer_matrix_params",
                               (json_int_t)me->rl.layer_matrix_params, "output_params",
                               (json_int_t)me->rl.output_params, "quantized", me->rl.quantized, "fits_in_llc",

@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "      --chat                treat the prompt as a user message and render it with the model's\n"
             "                            chat template (ChatML when the model has none; see docs/templates.md)\n"
             "      --system TEXT         system message for --chat\n"
+            "      --repack              copy Q4_0 weights into the interleaved layout of the SIMD\n"
+            "                            decode kernels at load: same text, faster generation (docs/engine.md)\n"
             "  -h, --help                this help\n",
             RUN_DEFAULT_MAX_CTX);
 }
@@ -63,12 +65,12 @@ struct run_opts {
     const char *model, *prompt, *prompt_file, *system;
     long long n_predict, n_ctx, n_threads;
     struct cit_sampler_params sp;
-    int seed_given, ignore_eos, echo, chat;
+    int seed_given, ignore_eos, echo, chat, repack;
 };
 
 static int parse(int argc, char **argv, struct run_opts *o)
 {
-    enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_REPN, O_PRES, O_FREQ, O_IGN, O_NOECHO, O_CHAT, O_SYSTEM };
+    enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_REPN, O_PRES, O_FREQ, O_IGN, O_NOECHO, O_CHAT, O_SYSTEM, O_REPACK };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'}, {"prompt", required_argument, NULL, 'p'},
         {"file", required_argument, NULL, 'f'}, {"n-predict", required_argument, NULL, 'n'},
@@ -81,6 +83,7 @@ static int parse(int argc, char **argv, struct run_opts *o)
         {"frequency-penalty", required_argument, NULL, O_FREQ},
         {"ignore-eos", no_argument, NULL, O_IGN}, {"no-echo", no_argument, NULL, O_NOECHO},
         {"chat", no_argument, NULL, O_CHAT}, {"system", required_argument, NULL, O_SYSTEM},
+        {"repack", no_argument, NULL, O_REPACK},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     long long v;
     double d;
@@ -107,6 +110,7 @@ static int parse(int argc, char **argv, struct run_opts *o)
         case O_NOECHO: o->echo = 0; break;
         case O_CHAT: o->chat = 1; break;
         case O_SYSTEM: o->system = optarg; break;
+        case O_REPACK: o->repack = 1; break;
         case 'h': usage(stdout); return -1;
         default: usage(stderr); return 2;
         }
@@ -201,6 +205,8 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "citadel run: cannot load %s: %s\n", o.model, err);
         goto out;
     }
+    if (o.repack && !cli_repack("run", model, (unsigned)o.n_threads))
+        goto out;
     if (cit_tokenizer_load(cit_model_gguf(model), &tok, err, sizeof err) != CIT_OK) {
         fprintf(stderr, "citadel run: %s: tokenizer: %s\n", o.model, err);
         goto out;

@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "      --max-connections-per-ip N  open connections from one client address (default 64; 0 = no cap)\n"
             "      --api-key KEY         require \"Authorization: Bearer KEY\" on every route but /health\n"
             "                            (default: $CITADEL_API_KEY when set, else no key)\n"
+            "      --repack              copy Q4_0 weights into the interleaved layout of the SIMD\n"
+            "                            decode kernels at load: same outputs, faster generation (docs/engine.md)\n"
             "      --list-params         print the request parameter table (Markdown) and exit\n"
             "  -h, --help                this help\n\n"
             "example:\n"
@@ -43,7 +45,7 @@ static void usage(FILE *f)
 
 int cmd_serve(int argc, char **argv)
 {
-    enum { O_HOST = 256, O_PORT, O_SLOTS, O_BATCH, O_QUEUE, O_BODY, O_IDLE, O_DRAIN, O_CONN, O_LIST, O_KEY, O_CONNIP };
+    enum { O_HOST = 256, O_PORT, O_SLOTS, O_BATCH, O_QUEUE, O_BODY, O_IDLE, O_DRAIN, O_CONN, O_LIST, O_KEY, O_CONNIP, O_REPACK };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'}, {"alias", required_argument, NULL, 'a'},
         {"host", required_argument, NULL, O_HOST}, {"port", required_argument, NULL, O_PORT},
@@ -54,6 +56,7 @@ int cmd_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, O_CONN}, {"list-params", no_argument, NULL, O_LIST},
         {"api-key", required_argument, NULL, O_KEY},
         {"max-connections-per-ip", required_argument, NULL, O_CONNIP},
+        {"repack", no_argument, NULL, O_REPACK},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     struct srv_config cfg;
     srv_config_default(&cfg);
@@ -89,6 +92,7 @@ int cmd_serve(int argc, char **argv)
         case O_CONN: if (!arg_int("--max-connections", optarg, 1, 65536, &v)) return 2; cfg.max_connections = (unsigned)v; break;
         case O_KEY: cfg.api_key = optarg; break;
         case O_CONNIP: if (!arg_int("--max-connections-per-ip", optarg, 0, 65536, &v)) return 2; cfg.max_connections_per_ip = (unsigned)v; break;
+        case O_REPACK: cfg.repack = true; break;
         case O_LIST: srv_params_doc(stdout); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

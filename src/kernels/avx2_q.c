@@ -20,6 +20,7 @@
 #elif defined(__GNUC__)
 #pragma GCC target("avx2,fma,f16c,bmi2")
 #endif
+#include "kernels/repack.h"
 #include "kernels/x86_q_common.h"
 
 #define X2_INLINE static inline __attribute__((always_inline))
@@ -258,6 +259,110 @@ X2_INLINE void x2_tiled(const void *w, size_t row_bytes, size_t n_in, size_t r0,
     }
 }
 
+/* ---- R16 path (Q4_0 interleaved by 16 rows, kernels/repack.h) ----
+ * Decode format, lanes = 8 rows: each 64-byte piece of a group's block holds
+ * 4 code bytes of all 16 rows, rows 0-7 in its first 32 bytes and 8-15 in
+ * the second, so a vpmaddubsw against a broadcast activation dword adds
+ * into the right row's lane pair. A block's eight vpmaddubsw results are
+ * summed in int16 (each <= 2 * 15 * 127, eight of them <= 30480: no
+ * overflow), then one vpmaddwd gives the row's exact block integer before
+ * the -8 * asum. Float steps as x2_decode. */
+#ifndef XQ2_R16_PF
+/* Bytes ahead in the group's code stream that the R16 path prefetches (its
+ * scales 1/8 as far). Paired runs from memory (bench/kernel_ab.c, KAB_R16=2):
+ * 1024 lost 10-13% and 2048 4-7% against 4096; 6144 was even, 8192 lost 4-7%. */
+#define XQ2_R16_PF 4096
+#endif
+
+/* Lanes [lo, hi) of the group at grp for tokens tok0 .. tok0 + NT - 1 into yg (lane r: yg[t * ldy + r]). */
+X2_INLINE void x2_r16_group(const unsigned char *grp, size_t nb, size_t n_in, unsigned lo, unsigned hi,
+                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    const unsigned char *dreg = grp + 256 * nb;
+    const int8_t *codes[XQ_DEC_T];
+    const float *da[XQ_DEC_T];
+    const int32_t *asum[XQ_DEC_T];
+    __m256 facc[XQ_DEC_T][2];
+    for (int t = 0; t < NT; t++) {
+        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
+        da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
+        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
+        facc[t][0] = facc[t][1] = _mm256_setzero_ps();
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const unsigned char *q = grp + 256 * b;
+        for (int k = 0; k < 4; k++)
+            _mm_prefetch((const char *)q + XQ2_R16_PF + 64 * k, _MM_HINT_T0);
+        _mm_prefetch((const char *)dreg + 32 * b + XQ2_R16_PF / 8, _MM_HINT_T0);
+        const size_t aoff = (b >> 2) * 128 + (b & 3) * 16; /* block b's codes in the decode format */
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i s16[XQ_DEC_T];
+            for (int t = 0; t < NT; t++)
+                s16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(q + 64 * k + 32 * h));
+                __m256i cl = _mm256_and_si256(v, m4), ch = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *a = codes[t] + aoff + 4 * k;
+                    __m256i al = _mm256_broadcastd_epi32(_mm_loadu_si32(a));
+                    __m256i ah = _mm256_broadcastd_epi32(_mm_loadu_si32(a + 64));
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_add_epi16(_mm256_maddubs_epi16(cl, al),
+                                                                       _mm256_maddubs_epi16(ch, ah)));
+                }
+            }
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(dreg + 32 * b + 16 * h)));
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                __m256i si = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(8 * asum[t][b]));
+                __m256 sc = x2_mul(dw, _mm256_set1_ps(da[t][b]));
+                facc[t][h] = _mm256_add_ps(facc[t][h], x2_mul(_mm256_cvtepi32_ps(si), sc));
+            }
+        }
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int h = 0; h < 2; h++) {
+        __m256i l = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * h));
+        __m256i mask = _mm256_and_si256(_mm256_cmpgt_epi32(l, _mm256_set1_epi32((int)lo - 1)),
+                                        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), l));
+        for (int t = 0; t < NT; t++)
+            _mm256_maskstore_ps(yg + (tok0 + (size_t)t) * ldy + 8 * h, mask, facc[t][h]);
+    }
+}
+
+static void x2_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       size_t n_tokens, float *y, size_t ldy);
+
+/* gemm_r16 of the Q4_0 kernel: natively for the decode format's batches,
+ * through rows (cit_r16_gemm_rows) for the tiled format's. */
+static void x2_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                           size_t n_tokens, float *y, size_t ldy)
+{
+    if (n_tokens >= XQ_SMALL) {
+        cit_r16_gemm_rows(x2_q4_gemm, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+        return;
+    }
+    const size_t nb = n_in / CIT_QK, passes = (n_tokens + XQ_DEC_T - 1) / XQ_DEC_T;
+    for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
+        const unsigned char *grp = (const unsigned char *)w + g0 * row_bytes;
+        unsigned lo = r0 > g0 ? (unsigned)(r0 - g0) : 0;
+        unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
+        for (size_t p = 0, t0 = 0; p < passes; p++) {
+            size_t n = (n_tokens - t0) / (passes - p); /* passes as even as possible */
+            if (n == 3)
+                x2_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 3);
+            else if (n == 2)
+                x2_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 2);
+            else
+                x2_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 1);
+            t0 += n;
+        }
+    }
+}
+
 /* ---- the kernels ---- */
 
 X2_INLINE void x2_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
@@ -308,8 +413,11 @@ static void x2_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     x2_gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 0);
 }
 
-static const struct cit_kernel x2_k_q4_0 = {
-    .act_bytes = x2_q4_act_bytes, .pack_group = XQ_GROUP, .pack = x2_q4_pack, .gemm = x2_q4_gemm};
+static const struct cit_kernel x2_k_q4_0 = {.act_bytes = x2_q4_act_bytes,
+                                           .pack_group = XQ_GROUP,
+                                           .pack = x2_q4_pack,
+                                           .gemm = x2_q4_gemm,
+                                           .gemm_r16 = x2_q4_gemm_r16};
 static const struct cit_kernel x2_k_q8_0 = {
     .act_bytes = x2_q8_act_bytes, .pack_group = XQ_GROUP, .pack = x2_q8_pack, .gemm = x2_q8_gemm};
 

@@ -137,8 +137,7 @@ const struct cit_kernel *cit_kernel_for_isa(uint32_t type, enum cit_isa isa)
     return tables[isa][type];
 }
 
-/* The kernel that actually handles a batch of n_tokens. */
-static const struct cit_kernel *handling(const struct cit_kernel *k, size_t n_tokens)
+const struct cit_kernel *cit_kernel_handling(const struct cit_kernel *k, size_t n_tokens)
 {
     const struct cit_kernel *next;
     while (k->hand_off && (next = k->hand_off(n_tokens)) != NULL)
@@ -148,8 +147,8 @@ static const struct cit_kernel *handling(const struct cit_kernel *k, size_t n_to
 
 bool cit_kernel_same_act(const struct cit_kernel *a, const struct cit_kernel *b, size_t n_tokens)
 {
-    a = handling(a, n_tokens);
-    b = handling(b, n_tokens);
+    a = cit_kernel_handling(a, n_tokens);
+    b = cit_kernel_handling(b, n_tokens);
     if (a->pack_group != b->pack_group)
         return false;
     if (a->layout || b->layout)

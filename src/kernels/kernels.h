@@ -77,7 +77,17 @@ struct cit_kernel {
      * can share packed activations (cit_kernel_same_act). NULL: the layout
      * is named by the pack function. */
     const void *layout;
+    /* Optional: gemm over weights in the R16 layout (kernels/repack.h),
+     * same activations and the same results, for the batches this kernel
+     * handles itself. NULL: matmul turns R16 groups back into rows for
+     * gemm (cit_r16_gemm_rows). */
+    void (*gemm_r16)(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                     size_t n_tokens, float *y, size_t ldy);
 };
+
+/* The kernel that actually handles a batch of n_tokens given to k (k
+ * itself, or where its hand_off chain leads). */
+const struct cit_kernel *cit_kernel_handling(const struct cit_kernel *k, size_t n_tokens);
 
 /* True when activations that a packs for n_tokens tokens are what b reads
  * for that batch (so one packed input can feed both). */

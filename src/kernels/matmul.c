@@ -10,6 +10,7 @@
 
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 
 bool cit_matmul_supported(uint32_t type, uint64_t n_in)
 {
@@ -73,6 +74,11 @@ struct gemm_job {
 static void gemm_rows(void *arg, size_t begin, size_t end, unsigned tid)
 {
     const struct gemm_job *j = arg;
+    if (j->w->layout == CIT_LAYOUT_R16) {
+        cit_r16_gemm(j->k, j->w->data, j->w->row_bytes, j->w->n_in, begin, end, j->act, j->n_tokens, j->y,
+                     j->w->n_out);
+        return;
+    }
     j->k->gemm(j->w->data, j->w->row_bytes, j->w->n_in, begin, end, j->act, j->n_tokens, j->y, j->w->n_out);
 }
 
@@ -97,6 +103,6 @@ void cit_matmul(struct cit_threadpool *pool, const struct cit_matrix *w, const f
 
 void cit_matrix_row(const struct cit_matrix *w, size_t row, float *dst)
 {
-    assert(row < w->n_out);
+    assert(row < w->n_out && w->layout == CIT_LAYOUT_ROWS);
     w->tr->to_float((const unsigned char *)w->data + row * w->row_bytes, dst, w->n_in);
 }

@@ -23,14 +23,21 @@
 struct cit_threadpool;
 struct cit_kernel;
 
-/* A weight matrix inside the file mapping: (n_out, n_in) of `type`. */
+/* How a matrix's bytes are ordered. */
+enum cit_layout {
+    CIT_LAYOUT_ROWS = 0, /* the file's: row after row */
+    CIT_LAYOUT_R16 = 1,  /* Q4_0 rows interleaved by 16 (kernels/repack.h), made by cit_model_repack */
+};
+
+/* A weight matrix, in the file mapping or (CIT_LAYOUT_R16) a copy: (n_out, n_in) of `type`. */
 struct cit_matrix {
-    const void *data;                 /* (n_out, row_bytes) */
+    const void *data;                 /* (n_out, row_bytes), in `layout` order */
     const struct cit_type_traits *tr; /* traits of type (to_float non-NULL) */
     uint32_t type;
     uint32_t n_in;    /* elements per row (GGUF ne[0]) */
     uint32_t n_out;   /* rows (GGUF ne[1]) */
     size_t row_bytes; /* bytes per row */
+    uint32_t layout;  /* enum cit_layout */
 };
 
 /* True when a matrix of this type and row length can be multiplied: the
@@ -61,7 +68,8 @@ void cit_matmul_packed(struct cit_threadpool *pool, const struct cit_matrix *w, 
 void cit_matmul(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,
                 float *y, void *act);
 
-/* Row `row` of W as f32 into dst (n_in), e.g. an embedding lookup. */
+/* Row `row` of W as f32 into dst (n_in), e.g. an embedding lookup (file
+ * layout only: embeddings are never repacked). */
 void cit_matrix_row(const struct cit_matrix *w, size_t row, float *dst);
 
 #endif

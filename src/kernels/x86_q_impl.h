@@ -36,6 +36,7 @@
 #ifndef CITADEL_KERNELS_X86_Q_IMPL_H
 #define CITADEL_KERNELS_X86_Q_IMPL_H
 
+#include "kernels/repack.h"
 #include "kernels/x86_q_common.h"
 #include "kernels/x86_zmm.h"
 
@@ -494,6 +495,105 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
 #define XQ_Q4_SMALL XQ_SMALL
 #endif
 
+/* ---- R16 path (Q4_0 interleaved by 16 rows, kernels/repack.h) ----
+ * Decode-format activations, lanes = the 16 rows of a group. Per block one
+ * 64-byte load holds 4 code bytes of every row, so each vpdpbusd against a
+ * broadcast activation dword adds to the right lane: no row shuffles, no
+ * reduction, one half-scale load for 16 rows. Per (row, token) the block
+ * integer starts at -8 * asum, so it is exact; the float steps are the
+ * reference's, as in xq_decode. */
+#define XQ_R16_T 4 /* tokens per pass over a group (its qs stay in L1 / L2 between passes) */
+#ifndef XQ_R16_PF
+/* Bytes ahead in the group's code stream that the R16 path prefetches (its
+ * scales 1/8 as far). Paired runs from memory, 2 threads (bench/kernel_ab.c,
+ * KAB_R16=2): 1024 lost 12%, 2048 2%, 8192 5-6% against 4096; the T2 hint
+ * was even. */
+#define XQ_R16_PF 4096
+#endif
+
+/* Lanes [lo, hi) of the group at grp (nb blocks) for tokens tok0 .. tok0 + NT - 1 into yg (lane r: yg[t * ldy + r]). */
+XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, unsigned lo, unsigned hi,
+                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const unsigned char *dreg = grp + 256 * nb;
+    const int8_t *codes[XQ_R16_T];
+    const float *da[XQ_R16_T];
+    const int32_t *asum[XQ_R16_T];
+    __m512 facc[XQ_R16_T];
+    for (int t = 0; t < NT; t++) {
+        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
+        da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
+        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
+        facc[t] = _mm512_setzero_ps();
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const unsigned char *q = grp + 256 * b;
+        for (int k = 0; k < 4; k++)
+            _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, _MM_HINT_T0);
+        _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF / 8, _MM_HINT_T0);
+        __m512i cl[4], ch[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m512i v = _mm512_loadu_si512(q + 64 * k);
+            cl[k] = _mm512_and_si512(v, m4);
+            ch[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(dreg + 32 * b)));
+        const size_t aoff = (b >> 2) * 128 + (b & 3) * 16; /* block b's codes in the decode format */
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const int8_t *a = codes[t] + aoff;
+            int32_t av[8];
+            memcpy(av, a, 16);
+            memcpy(av + 4, a + 64, 16);
+            /* two chains (low and high nibbles) so a block is not one long vpdpbusd dependency */
+            __m512i s0 = _mm512_set1_epi32(-8 * asum[t][b]), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                s0 = xq_dot(s0, cl[k], _mm512_set1_epi32(av[k]));
+                s1 = xq_dot(s1, ch[k], _mm512_set1_epi32(av[4 + k]));
+            }
+            __m512 sc = XQ_MUL(dw, _mm512_set1_ps(da[t][b]));
+            facc[t] = XQ_ADD(facc[t], XQ_MUL(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), sc));
+        }
+    }
+    const __mmask16 mask = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(yg + (tok0 + (size_t)t) * ldy, mask, facc[t]);
+}
+
+static void xq_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       size_t n_tokens, float *y, size_t ldy);
+
+/* gemm_r16 of the Q4_0 kernel: natively for the decode format's batches,
+ * through rows (cit_r16_gemm_rows) for the tiled format's. */
+static void xq_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                           size_t n_tokens, float *y, size_t ldy)
+{
+    if (n_tokens >= XQ_Q4_SMALL) {
+        cit_r16_gemm_rows(xq_q4_gemm, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+        return;
+    }
+    const size_t nb = n_in / CIT_QK, passes = (n_tokens + XQ_R16_T - 1) / XQ_R16_T;
+    for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
+        const unsigned char *grp = (const unsigned char *)w + g0 * row_bytes;
+        unsigned lo = r0 > g0 ? (unsigned)(r0 - g0) : 0;
+        unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
+        for (size_t p = 0, t0 = 0; p < passes; p++) {
+            size_t n = (n_tokens - t0) / (passes - p); /* passes as even as possible */
+            switch (n) {
+            case 4: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 4); break;
+            case 3: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 3); break;
+            case 2: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 2); break;
+            default: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 1); break;
+            }
+            t0 += n;
+        }
+    }
+}
+static_assert(XQ_R16_T == 4, "xq_q4_gemm_r16 instantiates 1 to 4 tokens");
+
 /* ---- the kernels ---- */
 
 XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
@@ -562,8 +662,11 @@ static void xq_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     xq_gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 0);
 }
 
-static const struct cit_kernel xq_k_q4_0 = {
-    .act_bytes = xq_q4_act_bytes, .pack_group = XQ_GROUP, .pack = xq_q4_pack, .gemm = xq_q4_gemm};
+static const struct cit_kernel xq_k_q4_0 = {.act_bytes = xq_q4_act_bytes,
+                                           .pack_group = XQ_GROUP,
+                                           .pack = xq_q4_pack,
+                                           .gemm = xq_q4_gemm,
+                                           .gemm_r16 = xq_q4_gemm_r16};
 static const struct cit_kernel xq_k_q8_0 = {
     .act_bytes = xq_q8_act_bytes, .pack_group = XQ_GROUP, .pack = xq_q8_pack, .gemm = xq_q8_gemm};
 

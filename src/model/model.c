@@ -480,6 +480,7 @@ void cit_model_free(struct cit_model *m)
     if (!m)
         return;
     free(m->layers);
+    cit_model_repack_free(m);
     cit_gguf_free(m->gguf);
     free(m);
 }

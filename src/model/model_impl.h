@@ -46,7 +46,12 @@ struct cit_model {
     struct cit_matrix output;    /* (n_vocab, n_embd); a copy of tok_embd when tied */
     const float *rope_freqs;     /* (n_rot / 2) frequency divisors, or NULL */
     struct cit_layer *layers;    /* (n_layer) */
+    void *repacked;              /* cit_model_repack's copy of the R16 matrices (anonymous mapping), or NULL */
+    size_t repacked_len;         /* its length in bytes */
 };
+
+/* Unmaps cit_model_repack's copy (model/repack.c); for cit_model_free. */
+void cit_model_repack_free(struct cit_model *m);
 
 struct cit_context {
     const struct cit_model *m;

@@ -359,6 +359,17 @@ static enum cit_status load_model(struct srv *s, size_t i, char *err, size_t err
     struct srv_model *sm = &s->models[i];
     const struct srv_model_spec *spec = &s->cfg.models[i];
     enum cit_status st = cit_model_load(spec->path, &sm->model, err, errlen);
+    if (st == CIT_OK && s->cfg.repack) {
+        uint64_t bytes = 0;
+        st = cit_model_repack(sm->model, s->cfg.engine.n_threads, &bytes, err, errlen);
+        if (st == CIT_ERR_UNSUPPORTED && s->cfg.log) /* served from the file layout, as without --repack */
+            fprintf(s->cfg.log, "citadel serve: %s: --repack: %s\n", spec->path, err);
+        else if (st == CIT_OK && s->cfg.log)
+            fprintf(s->cfg.log, "citadel serve: %s: --repack: %.1f MiB of Q4_0 weights interleaved\n", spec->path,
+                    (double)bytes / (1024.0 * 1024.0));
+        if (st == CIT_ERR_UNSUPPORTED)
+            st = CIT_OK;
+    }
     if (st == CIT_OK)
         st = cit_tokenizer_load(cit_model_gguf(sm->model), &sm->tok, err, errlen);
     if (st == CIT_OK)

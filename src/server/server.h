@@ -11,6 +11,7 @@
 #define CITADEL_SERVER_SERVER_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,6 +37,7 @@ struct srv_config {
     unsigned max_connections_per_ip; /* 0: no cap per client address */
     const char *api_key;     /* NULL: none; else every route but /health needs "Authorization: Bearer KEY" */
     FILE *log;               /* where the listening line and errors go (stderr) */
+    bool repack;             /* --repack: cit_model_repack each model after loading */
 };
 
 void srv_config_default(struct srv_config *c);

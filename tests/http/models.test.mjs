@@ -42,3 +42,22 @@ test('the file base name of an aliased model is not an id', async () => {
     (err) => err.status === 404 && err.code === 'model_not_found',
   );
 });
+
+test('--repack serves the same answers (Q4_0 interleaved at load)', async () => {
+  // A second server with the Q4_0 weights copied into the decode kernel's
+  // layout: greedy text and embeddings must match the first server's bits.
+  // On a CPU without AVX-512 the server says so and serves the file as is.
+  const packed = await startServer({ args: ['-m', MICRO, '--repack'] });
+  try {
+    const g = GREEDY[1];
+    const req = { model: 'micro-llama-Q4_0', prompt: g.prompt_ids, max_tokens: 24, temperature: 0, ignore_eos: true };
+    const a = await srv.client.completions.create(req);
+    const b = await packed.client.completions.create(req);
+    assert.equal(b.choices[0].text, a.choices[0].text);
+    const ea = await srv.client.embeddings.create({ model: 'micro-llama-Q4_0', input: 'a story about a cat' });
+    const eb = await packed.client.embeddings.create({ model: 'micro-llama-Q4_0', input: 'a story about a cat' });
+    assert.deepEqual(eb.data[0].embedding, ea.data[0].embedding);
+  } finally {
+    await packed.stop();
+  }
+});

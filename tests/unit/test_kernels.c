@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "support.h"
 #include "tensor/quants.h"
 
@@ -81,8 +82,9 @@ struct shape {
     size_t n_in, n_out, n_tokens;
 };
 
-/* Checks every supported tier on one shape; `raw` picks random codes. */
-static void check_shape(uint32_t type, struct shape s, bool raw)
+/* Checks every supported tier on one shape; `raw` picks random codes;
+ * `r16` gives the kernels the matrix in the R16 layout (kernels/repack.h). */
+static void check_shape_layout(uint32_t type, struct shape s, bool raw, bool r16)
 {
     const struct cit_type_traits *tr = cit_type_traits(type);
     const struct cit_type_traits *vt = cit_type_traits(tr->vec_dot_type);
@@ -113,6 +115,20 @@ static void check_shape(uint32_t type, struct shape s, bool raw)
                 tmp[i] = scale * test_rng_gauss();
             tr->from_float(tmp, w + r * row_bytes, (int64_t)s.n_in);
         }
+    }
+    unsigned char *w_used = w;
+    if (r16) {
+        assert_true(s.n_out % CIT_R16_ROWS == 0);
+        w_used = malloc(row_bytes * s.n_out);
+        unsigned char *back = malloc(row_bytes * CIT_R16_ROWS);
+        assert_non_null(w_used);
+        assert_non_null(back);
+        for (size_t g = 0; g < s.n_out; g += CIT_R16_ROWS) {
+            cit_r16_pack_group(w + g * row_bytes, row_bytes, w_used + g * row_bytes);
+            cit_r16_unpack_group(w_used + g * row_bytes, row_bytes, back);
+            assert_memory_equal(back, w + g * row_bytes, row_bytes * CIT_R16_ROWS);
+        }
+        free(back);
     }
     random_activations(x, s.n_in, s.n_tokens);
     for (size_t t = 0; t < s.n_tokens; t++)
@@ -146,28 +162,60 @@ static void check_shape(uint32_t type, struct shape s, bool raw)
         size_t cut1 = s.n_out / 3, cut2 = s.n_out - s.n_out / 4;
         size_t cuts[4] = {0, cut1, cut2, s.n_out};
         for (int c = 0; c < 3; c++)
-            if (cuts[c] < cuts[c + 1])
+            if (cuts[c] < cuts[c + 1] && r16)
+                cit_r16_gemm(k, w_used, row_bytes, s.n_in, cuts[c], cuts[c + 1], act, s.n_tokens, got, ldy);
+            else if (cuts[c] < cuts[c + 1])
                 k->gemm(w, row_bytes, s.n_in, cuts[c], cuts[c + 1], act, s.n_tokens, got, ldy);
         for (size_t t = 0; t < s.n_tokens; t++) {
             for (size_t r = 0; r < ldy; r++) {
                 float a = got[t * ldy + r];
                 float b = r < s.n_out ? want[t * ldy + r] : -12345.0f;
                 if (memcmp(&a, &b, sizeof a) != 0) {
-                    fail_msg("%s on %s: n_in %zu n_out %zu n_tokens %zu%s: y[token %zu][row %zu] = %.9g, reference "
-                             "%.9g",
-                             tr->name, cit_isa_name((enum cit_isa)isa), s.n_in, s.n_out, s.n_tokens,
-                             raw ? " (random codes)" : "", t, r, (double)a, (double)b);
+                    fail_msg("%s%s on %s: n_in %zu n_out %zu n_tokens %zu%s: y[token %zu][row %zu] = %.9g, "
+                             "reference %.9g",
+                             tr->name, r16 ? " (R16)" : "", cit_isa_name((enum cit_isa)isa), s.n_in, s.n_out,
+                             s.n_tokens, raw ? " (random codes)" : "", t, r, (double)a, (double)b);
                 }
             }
         }
         free(act);
     }
+    if (w_used != w)
+        free(w_used);
     free(w);
     free(x);
     free(tmp);
     free(ref_act);
     free(want);
     free(got);
+}
+
+static void check_shape(uint32_t type, struct shape s, bool raw)
+{
+    check_shape_layout(type, s, raw, false);
+}
+
+/* Q4_0 repacked by 16 rows (cit_model_repack's layout): every tier, native
+ * R16 kernel or the fallback through rows, must still give the reference's
+ * bits; uneven row ranges cut groups; token counts cover each pass split of
+ * the decode format and the tiled batches. */
+static void test_r16_matches_reference(void **state)
+{
+    (void)state;
+    static const size_t ins[] = {32, 96, 160, 32 * 65};
+    static const size_t outs[] = {16, 48};
+    static const size_t toks[] = {1, 2, 3, 4, 5, 7, 9, 16, 17, 40};
+    test_rng_seed(4242);
+    for (size_t a = 0; a < sizeof ins / sizeof ins[0]; a++)
+        for (size_t b = 0; b < sizeof outs / sizeof outs[0]; b++)
+            for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
+                struct shape s = {ins[a], outs[b], toks[c]};
+                check_shape_layout(CIT_TYPE_Q4_0, s, true, true);
+                if (c % 3 == 0)
+                    check_shape_layout(CIT_TYPE_Q4_0, s, false, true);
+            }
+    /* a batch for the tiled and matrix-unit paths */
+    check_shape_layout(CIT_TYPE_Q4_0, (struct shape){288, 64, 131}, true, true);
 }
 
 static void test_every_kernel_matches_reference(void **state)
@@ -330,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_every_kernel_matches_reference),
         cmocka_unit_test(test_large_batch_matches_reference),
+        cmocka_unit_test(test_r16_matches_reference),
         cmocka_unit_test(test_shared_activations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 #include "citadel/gguf.h"
 #include "citadel/model.h"
 #include "citadel/tensor.h"
+#include "kernels/kernels.h"
 #include "support.h"
 
 /* ---- thread pool ---- */
@@ -260,6 +261,76 @@ static void test_prefill_vs_tokenwise(void **state)
         free(b);
         cit_model_free(m);
     }
+}
+
+/* cit_model_repack (the R16 copy of Q4_0 matrices) changes no logit: one
+ * token per decode (the native interleaved kernel), a 9-token batch (its
+ * passes of up to 4 tokens) and a 40-token batch (the batch kernels reading
+ * groups turned back into rows), against the same model left in place.
+ * Where the tier has no interleaved kernel (the capped runs of this test),
+ * repacking is refused and leaves the model as it was. */
+static void test_repack_same_logits(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"models/micro-llama-Q4_0.gguf", "models/micro-qwen2-Q4_0.gguf"};
+    enum { NT = 40 };
+    for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
+        struct cit_model *plain = load(models[mi]), *packed = load(models[mi]);
+        uint32_t n_vocab = cit_model_info(plain)->n_vocab;
+        char err[512] = "";
+        uint64_t bytes = 1;
+        enum cit_status st = cit_model_repack(packed, 2, &bytes, err, sizeof err);
+        if (st == CIT_ERR_UNSUPPORTED) {
+            assert_true(cit_isa_active() == CIT_ISA_SCALAR);
+            assert_non_null(strstr(err, "AVX2"));
+            assert_int_equal(bytes, 0);
+        } else {
+            assert_int_equal(st, CIT_OK);
+            /* every layer matrix is Q4_0 with rows a multiple of 16 */
+            assert_true(bytes > 0);
+            assert_int_equal(cit_model_repack(packed, 2, NULL, err, sizeof err), CIT_ERR_INVALID_ARG);
+        }
+        int32_t tok[NT];
+        for (int i = 0; i < NT; i++)
+            tok[i] = i == 0 ? 1 : (int32_t)((101u * (unsigned)i + 7u) % (n_vocab - 3) + 3);
+        struct cit_batch_item items[NT];
+        for (int i = 0; i < NT; i++)
+            items[i] = (struct cit_batch_item){tok[i], i, 0, true};
+        const struct cit_model *ms[2] = {plain, packed};
+        float *out[2][3];
+        for (int v = 0; v < 2; v++) {
+            for (int k = 0; k < 3; k++) {
+                out[v][k] = malloc((size_t)NT * n_vocab * sizeof(float));
+                assert_non_null(out[v][k]);
+            }
+            struct cit_context *c = new_ctx(ms[v], 64, 1, NT, 2);
+            for (int i = 0; i < 12; i++) { /* one token per decode */
+                decode_ok(c, &items[i], 1);
+                memcpy(out[v][0] + (size_t)i * n_vocab, cit_logits(c, 0), n_vocab * sizeof(float));
+            }
+            cit_kv_seq_rm(c, 0, 0);
+            decode_ok(c, items, 9);
+            for (int i = 0; i < 9; i++)
+                memcpy(out[v][1] + (size_t)i * n_vocab, cit_logits(c, (size_t)i), n_vocab * sizeof(float));
+            cit_kv_seq_rm(c, 0, 0);
+            decode_ok(c, items, NT);
+            for (int i = 0; i < NT; i++)
+                memcpy(out[v][2] + (size_t)i * n_vocab, cit_logits(c, (size_t)i), n_vocab * sizeof(float));
+            cit_context_free(c);
+        }
+        static const char *const what[3] = {"one-token decodes", "a 9-token batch", "a 40-token batch"};
+        static const int count[3] = {12, 9, NT};
+        for (int k = 0; k < 3; k++)
+            if (memcmp(out[0][k], out[1][k], (size_t)count[k] * n_vocab * sizeof(float)))
+                fail_msg("%s: repacked logits differ from the file layout's in %s", models[mi], what[k]);
+        for (int v = 0; v < 2; v++)
+            for (int k = 0; k < 3; k++)
+                free(out[v][k]);
+        cit_model_free(plain);
+        cit_model_free(packed);
+    }
+    char err[128] = "";
+    assert_int_equal(cit_model_repack(NULL, 1, NULL, err, sizeof err), CIT_ERR_INVALID_ARG);
 }
 
 /* 1 and 3 threads give the same bits. */
@@ -919,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_batch_invariance_large),
         cmocka_unit_test(test_prefill_vs_tokenwise),
         cmocka_unit_test(test_thread_counts),
+        cmocka_unit_test(test_repack_same_logits),
         cmocka_unit_test(test_kv_seq_rm),
         cmocka_unit_test(test_kv_seq_cp),
     };

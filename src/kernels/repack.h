@@ -1,0 +1,66 @@
+/* repack.h: the 16-row interleaved layout (R16) of Q4_0 weights, an
+ * opt-in copy made at load (cit_model_repack) for the decode kernels.
+ *
+ * Why: with the file's layout a decode kernel that computes 16 rows at
+ * once (lanes = rows) has to move every row's blocks into lanes and
+ * reduce across them; that shuffling costs about as much as the memory
+ * read of the weights (docs/benchmarks.md). Interleaved once at load, one
+ * 64-byte load holds 4 bytes of each of 16 rows and the integer dot
+ * product lands in the right lane directly.
+ *
+ * Layout. A matrix of n_out rows (a multiple of 16) of nb Q4_0 blocks is
+ * n_out / 16 groups of 16 * row_bytes bytes (row_bytes = 18 * nb, so the
+ * matrix keeps its size). Group g holds rows 16g .. 16g + 15:
+ *   qs [nb][4][16 rows][4 bytes]   block b, bytes 4q .. 4q + 3 of row r at
+ *                                  256 b + 64 q + 4 r
+ *   d  [nb][16 rows]               half scales: row r of block b at
+ *                                  256 nb + 32 b + 2 r
+ * The numbers are the file's, moved: every kernel still computes exactly
+ * the reference's dot (kernels/kernels.h), so logits are bit-identical
+ * with and without repacking. Kernels that do not read R16 natively get
+ * each group turned back into rows in a scratch (cit_r16_gemm_rows). */
+#ifndef CITADEL_KERNELS_REPACK_H
+#define CITADEL_KERNELS_REPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/matmul.h"
+
+#define CIT_R16_ROWS 16
+/* Largest row (bytes) that is repacked: the scratch of the row fallback is
+ * one such row on the stack. 16 KiB is n_in 29,127. */
+#define CIT_R16_MAX_ROW_BYTES 16384
+
+struct cit_kernel;
+
+/* True when a matrix can be stored as R16: Q4_0, rows a multiple of 16,
+ * rows of at most CIT_R16_MAX_ROW_BYTES. */
+bool cit_r16_eligible(const struct cit_matrix *m);
+
+/* Group: 16 rows of row_bytes (nb = row_bytes / 18 blocks) starting at
+ * rows -> grp (16 * row_bytes bytes); and back. */
+void cit_r16_pack_group(const unsigned char *rows, size_t row_bytes, unsigned char *grp);
+void cit_r16_unpack_group(const unsigned char *grp, size_t row_bytes, unsigned char *rows);
+
+/* The gemm contract (kernels.h) for an R16 matrix w, activations packed by
+ * k: k's handling kernel's gemm_r16 where it has one, else
+ * cit_r16_gemm_rows over k's gemm. */
+void cit_r16_gemm(const struct cit_kernel *k, const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,
+                  const void *act, size_t n_tokens, float *y, size_t ldy);
+
+/* True when k reads R16 natively for a batch of n_tokens (so repacking
+ * speeds it up rather than adding a copy per group). */
+bool cit_r16_native(const struct cit_kernel *k, size_t n_tokens);
+
+/* The same for an R16 matrix w through gemm, a kernel
+ * that reads the file layout: each group meeting [r0, r1) is turned back
+ * into rows in a scratch first. Used for the batches no R16 kernel
+ * handles (prompt processing on tiers without one). */
+void cit_r16_gemm_rows(void (*gemm)(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,
+                                    const void *act, size_t n_tokens, float *y, size_t ldy),
+                       const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       size_t n_tokens, float *y, size_t ldy);
+
+#endif
