@@ -112,7 +112,7 @@ int main(int argc, char **argv)
                 fill_inputs(x, n_in * nt);
                 k->pack(x, n_in, nt, 0, nt, act);
                 const char *r16e = getenv("KBENCH_R16");
-                int r16 = r16e && *r16e == '1' && type == CIT_TYPE_Q4_0;
+                int r16 = r16e && *r16e == '1';
                 unsigned char *wref = w;
                 if (r16) { /* every copy repacked; the first kept in rows for the check */
                     wref = malloc(mat);
@@ -121,9 +121,9 @@ int main(int argc, char **argv)
                     memcpy(wref, w, mat);
                     for (size_t c = 0; c < copies; c++)
                         for (size_t g = 0; g < n_out; g += CIT_R16_ROWS)
-                            cit_r16_pack_group(wref + g * row_bytes, row_bytes, w + c * mat + g * row_bytes);
+                            cit_r16_pack_group(type, wref + g * row_bytes, row_bytes, w + c * mat + g * row_bytes);
                 }
-                struct job j = {k, w, row_bytes, n_in, n_out, nt, act, y, r16};
+                struct job j = {k, w, row_bytes, n_in, n_out, nt, act, y, r16, type};
                 run(pools[1], &j);
                 /* check a few outputs against the reference */
                 for (size_t t = 0; t < nt && t < 3; t++) {

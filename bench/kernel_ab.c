@@ -14,12 +14,13 @@
  * (FLAGS_B may put `-I dir` first to take a modified header from dir/kernels/.)
  * The AVX2 file works the same way: src/kernels/avx2_q.c with
  * -Dcit_kernels_avx2_q=kernels_a / kernels_b and only the AVX2 flags.
- * TYPE 0 = Q4_0, 1 = Q8_0; WHERE 0 = from memory (weights rotate over >= 512
+ * TYPE 0 = Q4_0, 1 = Q8_0, 2 = Q4_K (build the two objects from
+ * src/kernels/avx512vnni_k.c with -Dcit_kernels_avx512vnni_k=kernels_a / _b); WHERE 0 = from memory (weights rotate over >= 512
  * MiB of distinct copies, one matmul per copy), 1 = from cache (one matrix,
  * 200 matmuls per round). Prints each build's median and best GB/s of weight
  * bytes and the median (and quartiles) of the per-round speed ratio B/A;
  * exits 1 if the two builds' outputs differ.
- * KAB_R16=1 (Q4_0): B reads a copy of the weights in the R16 layout
+ * KAB_R16=1: B reads a copy of the weights in the R16 layout
  * (kernels/repack.h, `--repack`) through cit_r16_gemm; A and B may then be
  * the same build (a.o and b.o from one source), which compares layouts.
  * KAB_R16=2: both read the R16 copy (two builds of the R16 kernel). */
@@ -36,16 +37,17 @@ void kernels_b(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 int main(int argc, char **argv)
 {
     if (argc < 7) {
-        fprintf(stderr, "usage: kernel_ab TYPE(0 Q4_0, 1 Q8_0) N_OUT N_IN THREADS ROUNDS WHERE(0 memory, 1 cache) "
+        fprintf(stderr, "usage: kernel_ab TYPE(0 Q4_0, 1 Q8_0, 2 Q4_K) N_OUT N_IN THREADS ROUNDS WHERE(0 memory, 1 cache) "
                         "[TOKENS]\n");
         return 2;
     }
-    const uint32_t type = atoi(argv[1]) ? CIT_TYPE_Q8_0 : CIT_TYPE_Q4_0;
+    const int ti = atoi(argv[1]);
+    const uint32_t type = ti == 2 ? CIT_TYPE_Q4_K : ti == 1 ? CIT_TYPE_Q8_0 : CIT_TYPE_Q4_0;
     const size_t n_out = (size_t)atol(argv[2]), n_in = (size_t)atol(argv[3]);
     const unsigned threads = (unsigned)atoi(argv[4]);
     const int rounds = atoi(argv[5]), cache = atoi(argv[6]);
     const size_t nt = argc > 7 ? (size_t)atol(argv[7]) : 1;
-    if (!n_out || !n_in || n_in % 32 || !threads || rounds < 1 || rounds > 1000 || !nt || nt > 512) {
+    if (!n_out || !n_in || n_in % (type == CIT_TYPE_Q4_K ? 256 : 32) || !threads || rounds < 1 || rounds > 1000 || !nt || nt > 512) {
         fprintf(stderr, "kernel_ab: bad arguments (N_IN a multiple of 32, ROUNDS 1-1000, TOKENS 1-512)\n");
         return 2;
     }
@@ -75,14 +77,14 @@ int main(int argc, char **argv)
     fill_weights(type, w, mat * copies, tr->type_size);
     fill_inputs(x, n_in * nt);
     const char *r16e = getenv("KAB_R16");
-    const int r16 = r16e && (*r16e == '1' || *r16e == '2') && type == CIT_TYPE_Q4_0 && n_out % CIT_R16_ROWS == 0;
+    const int r16 = r16e && (*r16e == '1' || *r16e == '2') && n_out % CIT_R16_ROWS == 0;
     const int r16a = r16 && *r16e == '2';
     unsigned char *wb = w; /* B's weights */
     if (r16) {
         if (!(wb = malloc(mat * copies)))
             return 1;
         for (size_t g = 0; g < n_out * copies; g += CIT_R16_ROWS)
-            cit_r16_pack_group(w + g * rb, (size_t)rb, wb + g * rb);
+            cit_r16_pack_group(type, w + g * rb, (size_t)rb, wb + g * rb);
     }
     for (int v = 0; v < 2; v++) {
         uint64_t ab = 0;
@@ -96,7 +98,7 @@ int main(int argc, char **argv)
         for (int o = 0; o < 2; o++) {
             int v = (r & 1) ? 1 - o : o; /* which build goes first flips every round */
             const int rv = v == 1 ? r16 : r16a;
-            struct job j = {ks[v], w, (size_t)rb, n_in, n_out, nt, act[v], y[v], rv};
+            struct job j = {ks[v], w, (size_t)rb, n_in, n_out, nt, act[v], y[v], rv, type};
             double t0 = now();
             for (int it = 0; it < inner; it++)
                 for (size_t c = 0; c < copies; c++) {

@@ -21,6 +21,7 @@ struct job {
     const void *act;
     float *y; /* (n_tokens, n_out) */
     int r16;  /* w is in the R16 layout (kernels/repack.h) */
+    uint32_t type;
 };
 
 /* A cit_parallel_fn: rows [begin, end) of the job. */
@@ -29,7 +30,7 @@ static inline void rows_fn(void *arg, size_t begin, size_t end, unsigned tid)
     (void)tid;
     const struct job *j = arg;
     if (j->r16)
-        cit_r16_gemm(j->k, j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
+        cit_r16_gemm(j->k, j->type, j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
     else
         j->k->gemm(j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
 }
@@ -56,7 +57,7 @@ static inline uint32_t rnd(void)
     return (uint32_t)(rng >> 11);
 }
 
-/* Random Q4_0 / Q8_0 blocks of bsz bytes with small positive scales (and no
+/* Random Q4_0 / Q8_0 / Q4_K blocks of bsz bytes with small positive scales (and no
  * -128 Q8_0 codes, which the format never holds). */
 static inline void fill_weights(uint32_t type, unsigned char *w, size_t bytes, size_t bsz)
 {
@@ -70,6 +71,8 @@ static inline void fill_weights(uint32_t type, unsigned char *w, size_t bytes, s
                     blk[i] = 0x81;
         uint16_t h = cit_fp32_to_fp16((float)(rnd() % 1000 + 1) * 1e-5f);
         memcpy(blk, &h, 2);
+        if (type == CIT_TYPE_Q4_K) /* dmin */
+            memcpy(blk + 2, &h, 2);
     }
 }
 

@@ -342,7 +342,7 @@ static void x2_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t 
                            size_t n_tokens, float *y, size_t ldy)
 {
     if (n_tokens >= XQ_SMALL) {
-        cit_r16_gemm_rows(x2_q4_gemm, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+        cit_r16_gemm_rows(x2_q4_gemm, CIT_TYPE_Q4_0, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
         return;
     }
     const size_t nb = n_in / CIT_QK, passes = (n_tokens + XQ_DEC_T - 1) / XQ_DEC_T;

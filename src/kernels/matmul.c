@@ -75,7 +75,7 @@ static void gemm_rows(void *arg, size_t begin, size_t end, unsigned tid)
 {
     const struct gemm_job *j = arg;
     if (j->w->layout == CIT_LAYOUT_R16) {
-        cit_r16_gemm(j->k, j->w->data, j->w->row_bytes, j->w->n_in, begin, end, j->act, j->n_tokens, j->y,
+        cit_r16_gemm(j->k, j->w->type, j->w->data, j->w->row_bytes, j->w->n_in, begin, end, j->act, j->n_tokens, j->y,
                      j->w->n_out);
         return;
     }

@@ -3,56 +3,82 @@
  * where the product that follows costs far more. */
 #include "kernels/repack.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
 #include "tensor/quants.h"
 
-#define Q4_BYTES 18 /* sizeof(struct cit_block_q4_0): half scale + 16 bytes */
+/* Bytes of one block (super-block) of a row, for the types with an R16 layout. */
+static size_t block_bytes(uint32_t type)
+{
+    switch (type) {
+    case CIT_TYPE_Q4_0: return 18;
+    case CIT_TYPE_Q8_0: return 34;
+    case CIT_TYPE_Q4_K: return 144;
+    default: return 0;
+    }
+}
 
 bool cit_r16_eligible(const struct cit_matrix *m)
 {
-    return m->type == CIT_TYPE_Q4_0 && m->n_out % CIT_R16_ROWS == 0 && m->row_bytes > 0 &&
-           m->row_bytes % Q4_BYTES == 0 && m->row_bytes <= CIT_R16_MAX_ROW_BYTES && m->layout == CIT_LAYOUT_ROWS;
+    size_t bsz = block_bytes(m->type);
+    return bsz && m->n_out % CIT_R16_ROWS == 0 && m->row_bytes > 0 && m->row_bytes % bsz == 0 &&
+           m->row_bytes <= CIT_R16_MAX_ROW_BYTES && m->layout == CIT_LAYOUT_ROWS;
 }
 
-void cit_r16_pack_group(const unsigned char *rows, size_t row_bytes, unsigned char *grp)
+/* Moves block b of row r between blk (the row's block in the file layout)
+ * and its places in the group grp (nb blocks per row), the direction given
+ * by to_grp. Every byte of the block has exactly one place (repack.h). */
+static void move_block(uint32_t type, size_t nb, size_t b, size_t r, unsigned char *blk, unsigned char *grp,
+                       bool to_grp)
 {
-    const size_t nb = row_bytes / Q4_BYTES;
-    unsigned char *dreg = grp + 256 * nb;
-    for (size_t r = 0; r < CIT_R16_ROWS; r++) {
-        const unsigned char *row = rows + r * row_bytes;
-        for (size_t b = 0; b < nb; b++) {
-            const unsigned char *blk = row + b * Q4_BYTES;
-            memcpy(dreg + 32 * b + 2 * r, blk, 2);
-            for (size_t q = 0; q < 4; q++)
-                memcpy(grp + 256 * b + 64 * q + 4 * r, blk + 2 + 4 * q, 4);
-        }
+#define MV(goff, boff, n)                                                                                             \
+    do {                                                                                                             \
+        if (to_grp)                                                                                                  \
+            memcpy(grp + (goff), blk + (boff), n);                                                                   \
+        else                                                                                                         \
+            memcpy(blk + (boff), grp + (goff), n);                                                                   \
+    } while (0)
+    if (type == CIT_TYPE_Q4_K) { /* [d, dmin][scales: 3 dwords][qs: 32 dwords], each [16 rows][4 bytes] */
+        size_t base = 2304 * b;
+        for (size_t q = 0; q < 36; q++)
+            MV(base + 64 * q + 4 * r, 4 * q, 4);
+        return;
     }
+    size_t qs = block_bytes(type) - 2, gq = CIT_R16_ROWS * qs; /* Q4_0, Q8_0 */
+    MV(gq * nb + 32 * b + 2 * r, 0, 2);
+    for (size_t q = 0; q < qs / 4; q++)
+        MV(gq * b + 64 * q + 4 * r, 2 + 4 * q, 4);
+#undef MV
+}
+
+void cit_r16_pack_group(uint32_t type, const unsigned char *rows, size_t row_bytes, unsigned char *grp)
+{
+    const size_t bsz = block_bytes(type), nb = row_bytes / bsz;
+    for (size_t r = 0; r < CIT_R16_ROWS; r++)
+        for (size_t b = 0; b < nb; b++) /* read only: to_grp copies from the row */
+            move_block(type, nb, b, r, (unsigned char *)(uintptr_t)(rows + r * row_bytes + b * bsz), grp, true);
 }
 
 /* Row r of a group back in the file's layout. */
-static void unpack_row(const unsigned char *grp, size_t nb, size_t r, unsigned char *row)
+static void unpack_row(uint32_t type, const unsigned char *grp, size_t row_bytes, size_t r, unsigned char *row)
 {
-    const unsigned char *dreg = grp + 256 * nb;
-    for (size_t b = 0; b < nb; b++) {
-        unsigned char *blk = row + b * Q4_BYTES;
-        memcpy(blk, dreg + 32 * b + 2 * r, 2);
-        for (size_t q = 0; q < 4; q++)
-            memcpy(blk + 2 + 4 * q, grp + 256 * b + 64 * q + 4 * r, 4);
-    }
+    const size_t bsz = block_bytes(type), nb = row_bytes / bsz;
+    for (size_t b = 0; b < nb; b++) /* grp is only read when copying back */
+        move_block(type, nb, b, r, row + b * bsz, (unsigned char *)(uintptr_t)grp, false);
 }
 
-void cit_r16_unpack_group(const unsigned char *grp, size_t row_bytes, unsigned char *rows)
+void cit_r16_unpack_group(uint32_t type, const unsigned char *grp, size_t row_bytes, unsigned char *rows)
 {
     for (size_t r = 0; r < CIT_R16_ROWS; r++)
-        unpack_row(grp, row_bytes / Q4_BYTES, r, rows + r * row_bytes);
+        unpack_row(type, grp, row_bytes, r, rows + r * row_bytes);
 }
 
 void cit_r16_gemm_rows(void (*gemm)(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,
                                     const void *act, size_t n_tokens, float *y, size_t ldy),
-                       const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       uint32_t type, const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy)
 {
     const size_t group_bytes = CIT_R16_ROWS * row_bytes;
@@ -63,27 +89,27 @@ void cit_r16_gemm_rows(void (*gemm)(const void *w, size_t row_bytes, size_t n_in
         const unsigned char *grp = (const unsigned char *)w + g0 * row_bytes;
         size_t lo = r0 > g0 ? r0 - g0 : 0, hi = r1 - g0 < CIT_R16_ROWS ? r1 - g0 : CIT_R16_ROWS;
         if (scratch) {
-            cit_r16_unpack_group(grp, row_bytes, scratch);
+            cit_r16_unpack_group(type, grp, row_bytes, scratch);
             gemm(scratch, row_bytes, n_in, lo, hi, act, n_tokens, y + g0, ldy);
             continue;
         }
         unsigned char row[CIT_R16_MAX_ROW_BYTES];
         for (size_t r = lo; r < hi; r++) {
-            unpack_row(grp, row_bytes / Q4_BYTES, r, row);
+            unpack_row(type, grp, row_bytes, r, row);
             gemm(row, row_bytes, n_in, 0, 1, act, n_tokens, y + g0 + r, ldy);
         }
     }
     free(scratch);
 }
 
-void cit_r16_gemm(const struct cit_kernel *k, const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,
-                  const void *act, size_t n_tokens, float *y, size_t ldy)
+void cit_r16_gemm(const struct cit_kernel *k, uint32_t type, const void *w, size_t row_bytes, size_t n_in, size_t r0,
+                  size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy)
 {
     const struct cit_kernel *h = cit_kernel_handling(k, n_tokens);
     if (h->gemm_r16)
         h->gemm_r16(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
     else
-        cit_r16_gemm_rows(k->gemm, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+        cit_r16_gemm_rows(k->gemm, type, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
 }
 
 bool cit_r16_native(const struct cit_kernel *k, size_t n_tokens)

@@ -1,5 +1,6 @@
-/* repack.h: the 16-row interleaved layout (R16) of Q4_0 weights, an
- * opt-in copy made at load (cit_model_repack) for the decode kernels.
+/* repack.h: the 16-row interleaved layout (R16) of Q4_0, Q8_0 and Q4_K
+ * weights, an opt-in copy made at load (cit_model_repack) for the decode
+ * kernels.
  *
  * Why: with the file's layout a decode kernel that computes 16 rows at
  * once (lanes = rows) has to move every row's blocks into lanes and
@@ -8,13 +9,19 @@
  * 64-byte load holds 4 bytes of each of 16 rows and the integer dot
  * product lands in the right lane directly.
  *
- * Layout. A matrix of n_out rows (a multiple of 16) of nb Q4_0 blocks is
- * n_out / 16 groups of 16 * row_bytes bytes (row_bytes = 18 * nb, so the
- * matrix keeps its size). Group g holds rows 16g .. 16g + 15:
- *   qs [nb][4][16 rows][4 bytes]   block b, bytes 4q .. 4q + 3 of row r at
- *                                  256 b + 64 q + 4 r
- *   d  [nb][16 rows]               half scales: row r of block b at
- *                                  256 nb + 32 b + 2 r
+ * Layout. A matrix of n_out rows (a multiple of 16) is n_out / 16 groups
+ * of 16 * row_bytes bytes (so the matrix keeps its size); group g holds
+ * rows 16g .. 16g + 15 of nb blocks each. The bytes of a block are moved,
+ * never changed:
+ *  - Q4_0 / Q8_0 (a half scale and QS = 16 / 32 code bytes per block):
+ *      qs [nb][QS / 4][16 rows][4 bytes]  block b, code bytes 4q .. 4q + 3
+ *                                         of row r at 16 QS b + 64 q + 4 r
+ *      d  [nb][16 rows]                   half scales: row r of block b at
+ *                                         16 QS nb + 32 b + 2 r
+ *  - Q4_K (144-byte super-blocks: d, dmin, 12 scale bytes, 128 code bytes):
+ *      [nb][36][16 rows][4 bytes]         dword q of super-block b of row r
+ *                                         at 2304 b + 64 q + 4 r (q = 0: d
+ *                                         and dmin, 1-3: scales, 4-35: codes)
  * The numbers are the file's, moved: every kernel still computes exactly
  * the reference's dot (kernels/kernels.h), so logits are bit-identical
  * with and without repacking. Kernels that do not read R16 natively get
@@ -35,20 +42,20 @@
 
 struct cit_kernel;
 
-/* True when a matrix can be stored as R16: Q4_0, rows a multiple of 16,
- * rows of at most CIT_R16_MAX_ROW_BYTES. */
+/* True when a matrix can be stored as R16: Q4_0, Q8_0 or Q4_K, rows a
+ * multiple of 16, rows of at most CIT_R16_MAX_ROW_BYTES, not yet repacked. */
 bool cit_r16_eligible(const struct cit_matrix *m);
 
-/* Group: 16 rows of row_bytes (nb = row_bytes / 18 blocks) starting at
- * rows -> grp (16 * row_bytes bytes); and back. */
-void cit_r16_pack_group(const unsigned char *rows, size_t row_bytes, unsigned char *grp);
-void cit_r16_unpack_group(const unsigned char *grp, size_t row_bytes, unsigned char *rows);
+/* Group: 16 rows of row_bytes of `type` starting at rows -> grp (16 *
+ * row_bytes bytes); and back. */
+void cit_r16_pack_group(uint32_t type, const unsigned char *rows, size_t row_bytes, unsigned char *grp);
+void cit_r16_unpack_group(uint32_t type, const unsigned char *grp, size_t row_bytes, unsigned char *rows);
 
-/* The gemm contract (kernels.h) for an R16 matrix w, activations packed by
- * k: k's handling kernel's gemm_r16 where it has one, else
+/* The gemm contract (kernels.h) for an R16 matrix w of `type`, activations
+ * packed by k: k's handling kernel's gemm_r16 where it has one, else
  * cit_r16_gemm_rows over k's gemm. */
-void cit_r16_gemm(const struct cit_kernel *k, const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,
-                  const void *act, size_t n_tokens, float *y, size_t ldy);
+void cit_r16_gemm(const struct cit_kernel *k, uint32_t type, const void *w, size_t row_bytes, size_t n_in, size_t r0,
+                  size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy);
 
 /* True when k reads R16 natively for a batch of n_tokens (so repacking
  * speeds it up rather than adding a copy per group). */
@@ -60,7 +67,7 @@ bool cit_r16_native(const struct cit_kernel *k, size_t n_tokens);
  * handles (prompt processing on tiers without one). */
 void cit_r16_gemm_rows(void (*gemm)(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,
                                     const void *act, size_t n_tokens, float *y, size_t ldy),
-                       const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
-                       size_t n_tokens, float *y, size_t ldy);
+                       uint32_t type, const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,
+                       const void *act, size_t n_tokens, float *y, size_t ldy);
 
 #endif

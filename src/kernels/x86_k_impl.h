@@ -51,6 +51,7 @@
 
 #include "base/checked.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "tensor/quants.h"
 
 #if !defined(KX_BITS) || !defined(KX_VNNI) || !defined(KX_NAME) || !defined(KX_TARGET)
@@ -924,6 +925,116 @@ static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size
 }
 #endif
 
+#if KX_BITS == 512 && KX_VNNI
+/* ---- Q4_K in the R16 layout (kernels/repack.h), 1 to 3 tokens ----
+ * Lanes = the 16 rows of a group, as zblock_affine, but with nothing to
+ * shuffle: the headers load as d|dmin and three scale dwords per lane, and
+ * each 64-byte load of codes holds the same 4 bytes of all 16 rows, so one
+ * vpdpbusd against a broadcast activation dword adds to every row's own
+ * lane. The high nibbles are used in place (code * 16, masked with 0xf0):
+ * their sums are exact multiples of 16, shifted back before the scale, so
+ * there is one mask per nibble and no shift per load. Per (row, token,
+ * super-block): sumi = sum_j sc_j * dot_j exactly (vpmulld), summ by
+ * kx_summ_rows, then the reference's float steps as in zblock_affine. */
+#ifndef KX_R16_PF
+#define KX_R16_PF 4096 /* bytes ahead in the group's stream that the R16 path prefetches (as the Q4_0 one) */
+#endif
+
+static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned lo, unsigned hi, const uint8_t *act,
+                                      float *yg, size_t ldy, const int NT)
+{
+    const __m512i m0f = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0), mff = _mm512_set1_epi32(0xff);
+    __m512 sum[GEMM_MIN - 1];
+    for (int t = 0; t < NT; t++)
+        sum[t] = _mm512_setzero_ps();
+    for (size_t s = 0; s < nsb; s++) {
+        const uint8_t *g = grp + 2304 * s;
+        for (int q = 0; q < 4; q++)
+            _mm_prefetch((const char *)g + KX_R16_PF + 64 * q, _MM_HINT_T0);
+        __m512i dd = _mm512_loadu_si512((const void *)g), s_lo, s_hi, m_lo, m_hi;
+        kx_scales_rows(_mm512_loadu_si512((const void *)(g + 64)), _mm512_loadu_si512((const void *)(g + 128)),
+                       _mm512_loadu_si512((const void *)(g + 192)), &s_lo, &s_hi, &m_lo, &m_hi);
+        const uint8_t *ys[GEMM_MIN - 1];
+        __m512i sumi[GEMM_MIN - 1];
+        for (int t = 0; t < NT; t++) {
+            ys[t] = act + ((size_t)t * nsb + s) * SB_ACT;
+            sumi[t] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 4
+        for (int gi = 0; gi < 4; gi++) { /* elements 64 gi ..: sub-blocks 2 gi (low nibbles), 2 gi + 1 (high) */
+            const __m512i sx = gi < 2 ? s_lo : s_hi;
+            const __m512i sc_a = _mm512_and_si512(_mm512_srli_epi32(sx, 16 * (gi & 1)), mff);
+            const __m512i sc_b = _mm512_and_si512(_mm512_srli_epi32(sx, 16 * (gi & 1) + 8), mff);
+            __m512i al[GEMM_MIN - 1], ah[GEMM_MIN - 1];
+            for (int t = 0; t < NT; t++)
+                al[t] = ah[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                const uint8_t *q = g + 256 + 64 * (8 * gi + k);
+                _mm_prefetch((const char *)q + KX_R16_PF, _MM_HINT_T0);
+                __m512i v = _mm512_loadu_si512((const void *)q);
+                __m512i cl = _mm512_and_si512(v, m0f), ch = _mm512_and_si512(v, mf0);
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) {
+                    const uint8_t *ya = ys[t] + 4 + 64 * gi + 4 * k;
+                    al[t] = _mm512_dpbusd_epi32(al[t], cl, _mm512_broadcastd_epi32(_mm_loadu_si32(ya)));
+                    ah[t] = _mm512_dpbusd_epi32(ah[t], ch, _mm512_broadcastd_epi32(_mm_loadu_si32(ya + 32)));
+                }
+            }
+            for (int t = 0; t < NT; t++)
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(al[t], sc_a),
+                                                                     _mm512_mullo_epi32(_mm512_srai_epi32(ah[t], 4), sc_b)));
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+        for (int t = 0; t < NT; t++) {
+            __m512i summ = kx_summ_rows(m_lo, m_hi, ys[t]);
+            float ydf;
+            memcpy(&ydf, ys[t], 4);
+            __m512 yd = _mm512_set1_ps(ydf);
+            __m512 t1 = _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi[t]));
+            __m512 t2 = _mm512_mul_ps(_mm512_mul_ps(dmin, yd), _mm512_cvtepi32_ps(summ));
+            sum[t] = _mm512_add_ps(sum[t], _mm512_sub_ps(t1, t2));
+        }
+    }
+    const __mmask16 mask = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(yg + (size_t)t * ldy, mask, sum[t]);
+}
+
+static void kx_q4_k_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                         size_t n_tokens, float *y, size_t ldy);
+
+/* gemm_r16 of Q4_K: natively below GEMM_MIN tokens (the reference-row
+ * activations), through rows (cit_r16_gemm_rows) from there on. */
+static void kx_q4_k_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                             size_t n_tokens, float *y, size_t ldy)
+{
+    if (r0 >= r1 || n_tokens == 0)
+        return;
+    if (n_tokens >= GEMM_MIN) {
+        cit_r16_gemm_rows(kx_q4_k_gemm, CIT_TYPE_Q4_K, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+        return;
+    }
+    const size_t nsb = n_in / CIT_QK_K;
+    for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
+        const uint8_t *grp = (const uint8_t *)w + g0 * row_bytes;
+        unsigned lo = r0 > g0 ? (unsigned)(r0 - g0) : 0;
+        unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
+        if (n_tokens == 3)
+            zr16_q4k(grp, nsb, lo, hi, act, y + g0, ldy, 3);
+        else if (n_tokens == 2)
+            zr16_q4k(grp, nsb, lo, hi, act, y + g0, ldy, 2);
+        else
+            zr16_q4k(grp, nsb, lo, hi, act, y + g0, ldy, 1);
+    }
+}
+static_assert(GEMM_MIN == 4, "kx_q4_k_gemm_r16 instantiates 1 to 3 tokens");
+#define KX_Q4K_R16 kx_q4_k_gemm_r16
+#else
+#define KX_Q4K_R16 NULL
+#endif
+
 static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, size_t row_bytes, size_t n_in, size_t r0,
                                           size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy)
 {
@@ -1164,7 +1275,7 @@ static void k_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size
     }
 }
 
-#define KX_DEFINE(name, kind)                                                                                    \
+#define KX_DEFINE(name, kind, r16)                                                                               \
     static void name##_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act, \
                             size_t n_tokens, float *y, size_t ldy)                                               \
     {                                                                                                            \
@@ -1176,11 +1287,11 @@ static void k_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size
             gemm_rows_many(kind, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);                            \
     }                                                                                                            \
     static const struct cit_kernel name = {.act_bytes = k_act_bytes, .pack_group = 16, \
-                                           .pack = k_pack, .gemm = name##_gemm};
+                                           .pack = k_pack, .gemm = name##_gemm, .gemm_r16 = (r16)};
 
-KX_DEFINE(kx_q4_k, KX_Q4K)
-KX_DEFINE(kx_q5_k, KX_Q5K)
-KX_DEFINE(kx_q6_k, KX_Q6K)
+KX_DEFINE(kx_q4_k, KX_Q4K, KX_Q4K_R16)
+KX_DEFINE(kx_q5_k, KX_Q5K, NULL)
+KX_DEFINE(kx_q6_k, KX_Q6K, NULL)
 
 void KX_NAME(const struct cit_kernel *tab[CIT_TYPE_COUNT])
 {

@@ -500,7 +500,7 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
  * 64-byte load holds 4 code bytes of every row, so each vpdpbusd against a
  * broadcast activation dword adds to the right lane: no row shuffles, no
  * reduction, one half-scale load for 16 rows. Per (row, token) the block
- * integer starts at -8 * asum, so it is exact; the float steps are the
+ * integer starts at -K * asum, so it is exact; the float steps are the
  * reference's, as in xq_decode. */
 #define XQ_R16_T 4 /* tokens per pass over a group (its qs stay in L1 / L2 between passes) */
 #ifndef XQ_R16_PF
@@ -511,12 +511,16 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
 #define XQ_R16_PF 4096
 #endif
 
-/* Lanes [lo, hi) of the group at grp (nb blocks) for tokens tok0 .. tok0 + NT - 1 into yg (lane r: yg[t * ldy + r]). */
+/* Lanes [lo, hi) of the group at grp (nb blocks) for tokens tok0 .. tok0 + NT - 1 into yg (lane r:
+ * yg[t * ldy + r]). Q4_0: nibbles against the codes from -8 * asum; Q8_0 (VNNI only): code + 128
+ * against the codes from -128 * asum. */
 XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, unsigned lo, unsigned hi,
-                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT)
+                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT, const int q4)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const unsigned char *dreg = grp + 256 * nb;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)0x80);
+    const size_t gq = q4 ? 256 : 512; /* a block's code bytes in the group */
+    const int nq = q4 ? 4 : 8, sh = q4 ? 3 : 7;
+    const unsigned char *dreg = grp + gq * nb;
     const int8_t *codes[XQ_R16_T];
     const float *da[XQ_R16_T];
     const int32_t *asum[XQ_R16_T];
@@ -528,31 +532,35 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
         facc[t] = _mm512_setzero_ps();
     }
     for (size_t b = 0; b < nb; b++) {
-        const unsigned char *q = grp + 256 * b;
-        for (int k = 0; k < 4; k++)
+        const unsigned char *q = grp + gq * b;
+        for (int k = 0; k < nq; k++)
             _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, _MM_HINT_T0);
-        _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF / 8, _MM_HINT_T0);
-        __m512i cl[4], ch[4];
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
+        _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF * 32 / gq, _MM_HINT_T0);
+        /* q4: cw[k] low nibbles (elements 4k..), cw[4 + k] high (16 + 4k..); q8: cw[k] elements 4k.. */
+        __m512i cw[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < nq; k++) {
             __m512i v = _mm512_loadu_si512(q + 64 * k);
-            cl[k] = _mm512_and_si512(v, m4);
-            ch[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (q4) {
+                cw[k] = _mm512_and_si512(v, m4);
+                cw[4 + k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            } else {
+                cw[k] = _mm512_xor_si512(v, bias);
+            }
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(dreg + 32 * b)));
-        const size_t aoff = (b >> 2) * 128 + (b & 3) * 16; /* block b's codes in the decode format */
+        /* block b's codes in the decode format: Q4_0 elements 0..15 at aoff, 16..31 at aoff + 64 */
+        const size_t aoff = (b >> 2) * 128 + (b & 3) * (q4 ? 16 : 32);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             const int8_t *a = codes[t] + aoff;
-            int32_t av[8];
-            memcpy(av, a, 16);
-            memcpy(av + 4, a + 64, 16);
-            /* two chains (low and high nibbles) so a block is not one long vpdpbusd dependency */
-            __m512i s0 = _mm512_set1_epi32(-8 * asum[t][b]), s1 = _mm512_setzero_si512();
+            /* two chains so a block is not one long vpdpbusd dependency */
+            __m512i s0 = _mm512_set1_epi32(-(asum[t][b] << sh)), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
-                s0 = xq_dot(s0, cl[k], _mm512_set1_epi32(av[k]));
-                s1 = xq_dot(s1, ch[k], _mm512_set1_epi32(av[4 + k]));
+                const int8_t *a1 = q4 ? a + 64 + 4 * k : a + 16 + 4 * k;
+                s0 = xq_dot(s0, cw[k], _mm512_broadcastd_epi32(_mm_loadu_si32(a + 4 * k)));
+                s1 = xq_dot(s1, cw[4 + k], _mm512_broadcastd_epi32(_mm_loadu_si32(a1)));
             }
             __m512 sc = XQ_MUL(dw, _mm512_set1_ps(da[t][b]));
             facc[t] = XQ_ADD(facc[t], XQ_MUL(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), sc));
@@ -565,14 +573,17 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
 
 static void xq_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy);
+static void xq_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                       size_t n_tokens, float *y, size_t ldy);
 
-/* gemm_r16 of the Q4_0 kernel: natively for the decode format's batches,
- * through rows (cit_r16_gemm_rows) for the tiled format's. */
-static void xq_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
-                           size_t n_tokens, float *y, size_t ldy)
+/* gemm_r16: natively for the decode format's batches, through rows
+ * (cit_r16_gemm_rows) for the tiled format's. */
+XQ_INLINE void xq_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                           size_t n_tokens, float *y, size_t ldy, const int q4)
 {
-    if (n_tokens >= XQ_Q4_SMALL) {
-        cit_r16_gemm_rows(xq_q4_gemm, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+    if (n_tokens >= (q4 ? XQ_Q4_SMALL : XQ_SMALL)) {
+        cit_r16_gemm_rows(q4 ? xq_q4_gemm : xq_q8_gemm, q4 ? CIT_TYPE_Q4_0 : CIT_TYPE_Q8_0, w, row_bytes, n_in, r0, r1, act, n_tokens, y,
+                          ldy);
         return;
     }
     const size_t nb = n_in / CIT_QK, passes = (n_tokens + XQ_R16_T - 1) / XQ_R16_T;
@@ -583,15 +594,31 @@ static void xq_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t 
         for (size_t p = 0, t0 = 0; p < passes; p++) {
             size_t n = (n_tokens - t0) / (passes - p); /* passes as even as possible */
             switch (n) {
-            case 4: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 4); break;
-            case 3: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 3); break;
-            case 2: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 2); break;
-            default: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 1); break;
+            case 4: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 4, q4); break;
+            case 3: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 3, q4); break;
+            case 2: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 2, q4); break;
+            default: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 1, q4); break;
             }
             t0 += n;
         }
     }
 }
+static void xq_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                           size_t n_tokens, float *y, size_t ldy)
+{
+    xq_gemm_r16(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 1);
+}
+#if XQ_VNNI
+/* (without VNNI, code + 128 against the codes would saturate vpmaddubsw: no native Q8_0 R16 there) */
+static void xq_q8_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                           size_t n_tokens, float *y, size_t ldy)
+{
+    xq_gemm_r16(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 0);
+}
+#define XQ_Q8_GEMM_R16 xq_q8_gemm_r16
+#else
+#define XQ_Q8_GEMM_R16 NULL
+#endif
 static_assert(XQ_R16_T == 4, "xq_q4_gemm_r16 instantiates 1 to 4 tokens");
 
 /* ---- the kernels ---- */
@@ -667,7 +694,10 @@ static const struct cit_kernel xq_k_q4_0 = {.act_bytes = xq_q4_act_bytes,
                                            .pack = xq_q4_pack,
                                            .gemm = xq_q4_gemm,
                                            .gemm_r16 = xq_q4_gemm_r16};
-static const struct cit_kernel xq_k_q8_0 = {
-    .act_bytes = xq_q8_act_bytes, .pack_group = XQ_GROUP, .pack = xq_q8_pack, .gemm = xq_q8_gemm};
+static const struct cit_kernel xq_k_q8_0 = {.act_bytes = xq_q8_act_bytes,
+                                           .pack_group = XQ_GROUP,
+                                           .pack = xq_q8_pack,
+                                           .gemm = xq_q8_gemm,
+                                           .gemm_r16 = XQ_Q8_GEMM_R16};
 
 #endif

@@ -1,6 +1,6 @@
-/* repack.c: cit_model_repack, the opt-in copy of a model's Q4_0 matrices
- * into the 16-row interleaved layout (kernels/repack.h) that the AVX2 and
- * AVX-512 decode kernels read without shuffles.
+/* repack.c: cit_model_repack, the opt-in copy of a model's Q4_0, Q8_0 and
+ * Q4_K matrices into the 16-row interleaved layout (kernels/repack.h) that
+ * the SIMD decode kernels read without shuffles.
  *
  * The copy lives in one anonymous mapping (huge pages asked for: the
  * decode streams it whole every token). Once a matrix is copied, the file
@@ -37,7 +37,8 @@ static void repack_groups(void *arg, size_t begin, size_t end, unsigned tid)
     const struct repack_job *j = arg;
     const size_t gb = CIT_R16_ROWS * j->src->row_bytes;
     for (size_t g = begin; g < end; g++)
-        cit_r16_pack_group((const unsigned char *)j->src->data + g * gb, j->src->row_bytes, j->dst + g * gb);
+        cit_r16_pack_group(j->src->type, (const unsigned char *)j->src->data + g * gb, j->src->row_bytes,
+                           j->dst + g * gb);
 }
 
 /* The file pages wholly inside [p, p + len): given back. */
@@ -103,26 +104,37 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
         return cit_fail(CIT_ERR_INVALID_ARG, err, errlen, "cit_model_repack: model is NULL");
     if (m->repacked)
         return cit_fail(CIT_ERR_INVALID_ARG, err, errlen, "cit_model_repack: the model is already repacked");
-    if (!cit_r16_native(cit_kernel_get(CIT_TYPE_Q4_0), 1))
-        return cit_fail(CIT_ERR_UNSUPPORTED, err, errlen,
-                        "the %s kernel tier has no interleaved Q4_0 kernel (AVX2 or better is needed), so the "
-                        "weights stay as they are in the file",
-                        cit_isa_name(cit_isa_active()));
     size_t n = model_matrices(m, NULL);
     struct cit_matrix **mats = calloc(n, sizeof *mats);
     if (!mats)
         return cit_fail(CIT_ERR_NOMEM, err, errlen, "out of memory");
     model_matrices(m, mats);
-    /* Sizes first (a tied output shares tok_embd's bytes but gets its own copy). */
+    /* Which matrices: those with an R16 layout whose kernel on this tier reads
+     * it natively (elsewhere the copy would only add work). Sizes first (a
+     * tied output shares tok_embd's bytes but gets its own copy). */
     uint64_t total = 0;
+    const struct cit_matrix *refused = NULL;
     for (size_t i = 0; i < n; i++) {
         if (!cit_r16_eligible(mats[i]))
+            mats[i] = NULL;
+        else if (!cit_r16_native(cit_kernel_get(mats[i]->type), 1)) {
+            refused = mats[i];
+            mats[i] = NULL;
+        }
+        if (!mats[i])
             continue;
         uint64_t bytes;
         if (!cit_mul_u64(mats[i]->row_bytes, mats[i]->n_out, &bytes) || !cit_add_u64(total, bytes, &total)) {
             free(mats);
             return cit_fail(CIT_ERR_RANGE, err, errlen, "repack: matrix sizes overflow");
         }
+    }
+    if (total == 0 && refused) {
+        free(mats);
+        return cit_fail(CIT_ERR_UNSUPPORTED, err, errlen,
+                        "the %s kernel tier has no interleaved %s kernel (Q4_0 needs AVX2, Q8_0 and Q4_K AVX-512 VNNI), so "
+                        "the weights stay as they are in the file",
+                        cit_isa_name(cit_isa_active()), refused->tr->name);
     }
     if (total == 0 || total > SIZE_MAX) {
         free(mats);
@@ -166,7 +178,7 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
     unsigned char *dst = buf;
     for (size_t i = 0; i < n; i++) {
         struct cit_matrix *w = mats[i];
-        if (!cit_r16_eligible(w))
+        if (!w)
             continue;
         struct repack_job j = {w, dst};
         cit_threadpool_for(pool, w->n_out / CIT_R16_ROWS, 1, repack_groups, &j);

@@ -19,6 +19,7 @@
 
 #include "citadel/model.h"
 #include "citadel/plan.h"
+#include "kernels/kernels.h"
 #include "kernels/probe.h"
 #include "model/roofline.h"
 #include "support.h"
@@ -127,6 +128,35 @@ static void test_ctx_beyond_training(void **state)
     test_cli_free(&r);
 }
 
+/* --repack copies the micro model's Q4_0 layer matrices (not the embedding,
+ * which is only looked up, nor the Q6_K output): the report says how much, and
+ * the run still produces its rows. Without an interleaved kernel (scalar
+ * tier) it says why and goes on with the file's layout. */
+static void test_repack_reported(void **state)
+{
+    (void)state;
+    char args[2048];
+    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -r 1 --no-probe -o json --repack", test_shared_quoted(MICRO_Q4));
+    struct test_cli r = test_cli_run(args);
+    assert_int_equal(r.status, 0);
+    json_t *j = parse_json(r.out);
+    json_t *m0 = json_array_get(json_object_get(j, "models"), 0);
+    long long bytes = (long long)num(m0, "repacked_bytes");
+    if (cit_isa_active() == CIT_ISA_SCALAR) {
+        assert_int_equal(bytes, 0);
+        assert_non_null(strstr(r.err, "--repack"));
+    } else {
+        /* micro-llama: 2 layers of wq, wo (256 x 256), wk, wv (128 x 256), gate, up (768 x 256) and down
+         * (256 x 768), all Q4_0: 18 bytes per 32 elements; and the 5 norm vectors the forward pass reads
+         * (2 per layer and the output's, 256 floats each) */
+        long long elems = 2LL * (2 * 256 * 256 + 2 * 128 * 256 + 3 * 768 * 256);
+        assert_int_equal(bytes, elems / 32 * 18 + 5 * 256 * 4);
+    }
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 3);
+    json_decref(j);
+    test_cli_free(&r);
+}
+
 /* ---- reports ---- */
 
 /* The brief's quick run: rows present with positive numbers; the per-token
@@ -151,6 +181,7 @@ static void test_json_quick_run(void **state)
     json_t *m0 = json_array_get(models, 0);
     assert_string_equal(str(m0, "type"), "F32");
     assert_true(num(m0, "load_ms") > 0);
+    assert_int_equal((long long)num(m0, "repacked_bytes"), 0); /* no --repack */
     assert_int_equal((long long)num(m0, "weight_bytes_per_token"), 1040384);
     assert_int_equal((long long)num(m0, "kv_bytes_per_pos"), 1280);
 
@@ -394,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_missing_model_file),
         cmocka_unit_test(test_ctx_beyond_training),
         cmocka_unit_test(test_json_quick_run),
+        cmocka_unit_test(test_repack_reported),
         cmocka_unit_test(test_json_grid),
         cmocka_unit_test(test_probe_and_markdown),
         cmocka_unit_test(test_calibrate),

@@ -124,8 +124,8 @@ static void check_shape_layout(uint32_t type, struct shape s, bool raw, bool r16
         assert_non_null(w_used);
         assert_non_null(back);
         for (size_t g = 0; g < s.n_out; g += CIT_R16_ROWS) {
-            cit_r16_pack_group(w + g * row_bytes, row_bytes, w_used + g * row_bytes);
-            cit_r16_unpack_group(w_used + g * row_bytes, row_bytes, back);
+            cit_r16_pack_group(type, w + g * row_bytes, row_bytes, w_used + g * row_bytes);
+            cit_r16_unpack_group(type, w_used + g * row_bytes, row_bytes, back);
             assert_memory_equal(back, w + g * row_bytes, row_bytes * CIT_R16_ROWS);
         }
         free(back);
@@ -163,7 +163,7 @@ static void check_shape_layout(uint32_t type, struct shape s, bool raw, bool r16
         size_t cuts[4] = {0, cut1, cut2, s.n_out};
         for (int c = 0; c < 3; c++)
             if (cuts[c] < cuts[c + 1] && r16)
-                cit_r16_gemm(k, w_used, row_bytes, s.n_in, cuts[c], cuts[c + 1], act, s.n_tokens, got, ldy);
+                cit_r16_gemm(k, type, w_used, row_bytes, s.n_in, cuts[c], cuts[c + 1], act, s.n_tokens, got, ldy);
             else if (cuts[c] < cuts[c + 1])
                 k->gemm(w, row_bytes, s.n_in, cuts[c], cuts[c + 1], act, s.n_tokens, got, ldy);
         for (size_t t = 0; t < s.n_tokens; t++) {
@@ -195,7 +195,7 @@ static void check_shape(uint32_t type, struct shape s, bool raw)
     check_shape_layout(type, s, raw, false);
 }
 
-/* Q4_0 repacked by 16 rows (cit_model_repack's layout): every tier, native
+/* Q4_0, Q8_0 and Q4_K repacked by 16 rows (cit_model_repack's layout): every tier, native
  * R16 kernel or the fallback through rows, must still give the reference's
  * bits; uneven row ranges cut groups; token counts cover each pass split of
  * the decode format and the tiled batches. */
@@ -210,12 +210,23 @@ static void test_r16_matches_reference(void **state)
         for (size_t b = 0; b < sizeof outs / sizeof outs[0]; b++)
             for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
                 struct shape s = {ins[a], outs[b], toks[c]};
-                check_shape_layout(CIT_TYPE_Q4_0, s, true, true);
-                if (c % 3 == 0)
-                    check_shape_layout(CIT_TYPE_Q4_0, s, false, true);
+                for (int q8 = 0; q8 < 2; q8++) {
+                    uint32_t type = q8 ? CIT_TYPE_Q8_0 : CIT_TYPE_Q4_0;
+                    check_shape_layout(type, s, true, true);
+                    if (c % 3 == 0)
+                        check_shape_layout(type, s, false, true);
+                }
+                /* Q4_K: super-blocks of 256 */
+                struct shape k = {ins[a] * 8, outs[b], toks[c]};
+                if (a < 3 || toks[c] < 17)
+                    check_shape_layout(CIT_TYPE_Q4_K, k, true, true);
+                if (c % 3 == 0 && a < 3)
+                    check_shape_layout(CIT_TYPE_Q4_K, k, false, true);
             }
     /* a batch for the tiled and matrix-unit paths */
     check_shape_layout(CIT_TYPE_Q4_0, (struct shape){288, 64, 131}, true, true);
+    check_shape_layout(CIT_TYPE_Q8_0, (struct shape){288, 64, 131}, true, true);
+    check_shape_layout(CIT_TYPE_Q4_K, (struct shape){768, 48, 100}, true, true);
 }
 
 static void test_every_kernel_matches_reference(void **state)
