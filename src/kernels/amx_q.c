@@ -27,7 +27,8 @@
  * converted, scaled and added to that token's accumulator, and finally
  * stored into y[token][rows] as it is. Partial sums of a row block go
  * through y between chunks of AX_KC blocks, the same float sequence as
- * keeping them in registers. */
+ * keeping them in registers. Weights in the R16 layout (`--repack`,
+ * kernels/repack.h) are already in the B layout and need no transpose. */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8"))), apply_to = function)
 #elif defined(__GNUC__)
@@ -36,6 +37,7 @@
 #include "kernels/x86_q_common.h"
 #include "kernels/x86_zmm.h"
 #include "kernels/amx_common.h"
+#include "kernels/repack.h"
 
 /* Tokens from which the tile unit is used: where it overtakes the VNNI
  * kernels (bench/kbench_q.c; docs/benchmarks.md). */
@@ -137,6 +139,31 @@ static void ax_unpack(const unsigned char *w, size_t row_bytes, size_t rb, size_
     }
 }
 
+/* The same from a 16-row group in the R16 layout (kernels/repack.h), whose
+ * codes are already in the B layout: dword q of 16 rows side by side. Q8_0
+ * is a copy; Q4_0 splits each dword's nibbles into quads q and 4 + q. */
+static void ax_unpack_r16(const unsigned char *grp, size_t nb, size_t b0, size_t kn, int q4, int32_t *ws, float *wd)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+    const size_t gq = q4 ? 256 : 512;
+    for (size_t b = 0; b < kn; b++) {
+        const unsigned char *src = grp + gq * (b0 + b);
+        int32_t *dst = ws + b * 128;
+        for (int q = 0; q < (q4 ? 4 : 8); q++) {
+            __m512i v = _mm512_loadu_si512((const void *)(src + 64 * q));
+            if (q4) {
+                _mm512_store_si512((void *)(dst + 16 * q), _mm512_sub_epi8(_mm512_and_si512(v, m4), eight));
+                _mm512_store_si512((void *)(dst + 16 * (4 + q)),
+                                   _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight));
+            } else {
+                _mm512_store_si512((void *)(dst + 16 * q), v);
+            }
+        }
+        _mm512_store_ps(wd + b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(grp + gq * nb +
+                                                                                                     32 * (b0 + b)))));
+    }
+}
+
 /* ---- the product ---- */
 
 /* One block's output tile (16 tokens x 16 rows of int32 in c) into the
@@ -152,11 +179,19 @@ static inline __attribute__((always_inline)) void ax_accumulate(const int32_t *c
     }
 }
 
+/* r16: w is in the R16 layout (whole 16-row groups; rows of a group outside
+ * [r0, r1) are computed and not stored). */
 static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, size_t row_bytes, size_t n_in, size_t r0,
-                    size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy, int q4)
+                    size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy, int q4, int r16)
 {
     if (n_tokens < min) {
-        below->gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+        if (r16 && below->gemm_r16)
+            below->gemm_r16(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
+        else if (r16)
+            cit_r16_gemm_rows(below->gemm, q4 ? CIT_TYPE_Q4_0 : CIT_TYPE_Q8_0, w, row_bytes, n_in, r0, r1, act,
+                              n_tokens, y, ldy);
+        else
+            below->gemm(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
         return;
     }
     _Alignas(64) int32_t ws[(AX_KC + 1) * 128];
@@ -164,12 +199,15 @@ static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, s
     _Alignas(64) int32_t cbuf[2][256];
     const size_t nb = n_in / CIT_QK, gb = ax_group_bytes(n_in), ngroups = (n_tokens + AMX_GROUP - 1) / AMX_GROUP;
     ax_configure();
-    for (size_t rb = r0; rb < r1; rb += 16) {
-        const size_t nr = r1 - rb < 16 ? r1 - rb : 16;
-        const __mmask16 rmask = (__mmask16)((1u << nr) - 1);
+    for (size_t rb = r16 ? r0 - r0 % 16 : r0; rb < r1; rb += 16) {
+        const size_t nr = r1 - rb < 16 ? r1 - rb : 16, lo = r0 > rb ? r0 - rb : 0;
+        const __mmask16 rmask = (__mmask16)(((1u << nr) - 1) & ~((1u << lo) - 1));
         for (size_t b0 = 0; b0 < nb; b0 += AX_KC) {
             const size_t kn = nb - b0 < AX_KC ? nb - b0 : AX_KC;
-            ax_unpack(w, row_bytes, rb, nr, b0, kn, q4, ws, wd);
+            if (r16)
+                ax_unpack_r16((const unsigned char *)w + rb * row_bytes, nb, b0, kn, q4, ws, wd);
+            else
+                ax_unpack(w, row_bytes, rb, nr, b0, kn, q4, ws, wd);
             for (size_t g = 0; g < ngroups; g++) {
                 const unsigned char *ag = (const unsigned char *)act + g * gb + b0 * AX_GBLK;
                 const size_t nt = n_tokens - g * AMX_GROUP < AMX_GROUP ? n_tokens - g * AMX_GROUP : AMX_GROUP;
@@ -221,7 +259,12 @@ static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, s
     static void name##_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act, \
                             size_t n_tokens, float *y, size_t ldy)                                               \
     {                                                                                                            \
-        ax_gemm(below, min, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4);                             \
+        ax_gemm(below, min, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4, 0);                          \
+    }                                                                                                            \
+    static void name##_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1,              \
+                                const void *act, size_t n_tokens, float *y, size_t ldy)                          \
+    {                                                                                                            \
+        ax_gemm(below, min, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, q4, 1);                          \
     }                                                                                                            \
     static const struct cit_kernel *name##_hand_off(size_t n_tokens)                                            \
     {                                                                                                            \
@@ -229,7 +272,8 @@ static void ax_gemm(const struct cit_kernel *below, size_t min, const void *w, s
     }                                                                                                            \
     static const struct cit_kernel name = {.act_bytes = name##_act_bytes, .pack_group = AMX_GROUP,                    \
                                            .pack = name##_pack, .gemm = name##_gemm,                                  \
-                                           .hand_off = name##_hand_off, .layout = &ax_layout};
+                                           .hand_off = name##_hand_off, .layout = &ax_layout,                          \
+                                           .gemm_r16 = name##_gemm_r16};
 
 AX_DEFINE(ax_k_q4_0, below_q4, AX_MIN_Q4, 1)
 AX_DEFINE(ax_k_q8_0, below_q8, AX_MIN_Q8, 0)

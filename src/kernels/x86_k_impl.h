@@ -314,11 +314,10 @@ static KX_ALWAYS_INLINE void kx_scales_rows(kvi ga, kvi gb, kvi gc, kvi *s_lo, k
     *m_hi = vi_or(vi_and(vi_srli32(gc, 4), m0f), vi_and(vi_srli32(gb, 2), m30));
 }
 
-static KX_ALWAYS_INLINE kvi kx_summ_rows(kvi m_lo, kvi m_hi, const uint8_t *ys)
+/* the same from the token's 16 bsums */
+static KX_ALWAYS_INLINE kvi kx_summ_rows_bs(kvi m_lo, kvi m_hi, const int16_t bs[16])
 {
     const kvi m00ff = vi_set1(0x00ff00ff);
-    int16_t bs[16];
-    memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
     int32_t bp[8];
     for (int j = 0; j < 8; j++)
         bp[j] = (int32_t)bs[2 * j] + (int32_t)bs[2 * j + 1];
@@ -328,6 +327,13 @@ static KX_ALWAYS_INLINE kvi kx_summ_rows(kvi m_lo, kvi m_hi, const uint8_t *ys)
     summ = vi_dpwssd(summ, vi_and(vi_srli32(m_lo, 8), m00ff), vi_set1(pair16(bp[1], bp[3])));
     summ = vi_dpwssd(summ, vi_and(m_hi, m00ff), vi_set1(pair16(bp[4], bp[6])));
     return vi_dpwssd(summ, vi_and(vi_srli32(m_hi, 8), m00ff), vi_set1(pair16(bp[5], bp[7])));
+}
+
+static KX_ALWAYS_INLINE kvi kx_summ_rows(kvi m_lo, kvi m_hi, const uint8_t *ys)
+{
+    int16_t bs[16];
+    memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
+    return kx_summ_rows_bs(m_lo, m_hi, bs);
 }
 
 #if KX_BITS == 512
@@ -926,7 +932,7 @@ static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size
 #endif
 
 #if KX_BITS == 512 && KX_VNNI
-/* ---- Q4_K in the R16 layout (kernels/repack.h), 1 to 3 tokens ----
+/* ---- Q4_K in the R16 layout (kernels/repack.h), up to 16 tokens ----
  * Lanes = the 16 rows of a group, as zblock_affine, but with nothing to
  * shuffle: the headers load as d|dmin and three scale dwords per lane, and
  * each 64-byte load of codes holds the same 4 bytes of all 16 rows, so one
@@ -936,15 +942,21 @@ static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size
  * there is one mask per nibble and no shift per load. Per (row, token,
  * super-block): sumi = sum_j sc_j * dot_j exactly (vpmulld), summ by
  * kx_summ_rows, then the reference's float steps as in zblock_affine. */
+#define ZR16_T 3 /* tokens per pass over a group */
 #ifndef KX_R16_PF
 #define KX_R16_PF 4096 /* bytes ahead in the group's stream that the R16 path prefetches (as the Q4_0 one) */
 #endif
 
+/* Lanes [lo, hi) of the group at grp for tokens tok0 .. tok0 + NT - 1 into
+ * yg (lane r: yg[t * ldy + r]); activations in the reference rows (tiled
+ * 0, fewer than GEMM_MIN tokens) or the token-interleaved tile format
+ * (tiled 1), whose dword k of a token sits KX_W dwords after dword k - 1. */
 static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned lo, unsigned hi, const uint8_t *act,
-                                      float *yg, size_t ldy, const int NT)
+                                      size_t tok0, float *yg, size_t ldy, const int NT, const int tiled)
 {
     const __m512i m0f = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0), mff = _mm512_set1_epi32(0xff);
-    __m512 sum[GEMM_MIN - 1];
+    const size_t stride = tiled ? 4 * KX_W : 4; /* bytes from one activation dword of a token to the next */
+    __m512 sum[ZR16_T];
     for (int t = 0; t < NT; t++)
         sum[t] = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
@@ -954,10 +966,25 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
         __m512i dd = _mm512_loadu_si512((const void *)g), s_lo, s_hi, m_lo, m_hi;
         kx_scales_rows(_mm512_loadu_si512((const void *)(g + 64)), _mm512_loadu_si512((const void *)(g + 128)),
                        _mm512_loadu_si512((const void *)(g + 192)), &s_lo, &s_hi, &m_lo, &m_hi);
-        const uint8_t *ys[GEMM_MIN - 1];
-        __m512i sumi[GEMM_MIN - 1];
+        const uint8_t *qa[ZR16_T]; /* dword 0 of the token's codes */
+        int16_t bs[ZR16_T][16];
+        float ydf[ZR16_T];
+        __m512i sumi[ZR16_T];
         for (int t = 0; t < NT; t++) {
-            ys[t] = act + ((size_t)t * nsb + s) * SB_ACT;
+            size_t tk = tok0 + (size_t)t;
+            if (tiled) {
+                const uint8_t *o = act + ((tk / KX_W) * nsb + s) * TILE_SB;
+                size_t lane = tk % KX_W;
+                qa[t] = o + 4 * lane;
+                for (int i = 0; i < 8; i++)
+                    memcpy(bs[t] + 2 * i, o + TILE_BS + (i * KX_W + lane) * 4, 4);
+                memcpy(&ydf[t], o + TILE_D + 4 * lane, 4);
+            } else {
+                const uint8_t *ys = act + (tk * nsb + s) * SB_ACT;
+                qa[t] = ys + 4;
+                memcpy(bs[t], ys + 4 + CIT_QK_K, sizeof bs[t]);
+                memcpy(&ydf[t], ys, 4);
+            }
             sumi[t] = _mm512_setzero_si512();
         }
 #pragma GCC unroll 4
@@ -965,7 +992,7 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
             const __m512i sx = gi < 2 ? s_lo : s_hi;
             const __m512i sc_a = _mm512_and_si512(_mm512_srli_epi32(sx, 16 * (gi & 1)), mff);
             const __m512i sc_b = _mm512_and_si512(_mm512_srli_epi32(sx, 16 * (gi & 1) + 8), mff);
-            __m512i al[GEMM_MIN - 1], ah[GEMM_MIN - 1];
+            __m512i al[ZR16_T], ah[ZR16_T];
             for (int t = 0; t < NT; t++)
                 al[t] = ah[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
@@ -974,11 +1001,11 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
                 _mm_prefetch((const char *)q + KX_R16_PF, _MM_HINT_T0);
                 __m512i v = _mm512_loadu_si512((const void *)q);
                 __m512i cl = _mm512_and_si512(v, m0f), ch = _mm512_and_si512(v, mf0);
-#pragma GCC unroll 3
+#pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
-                    const uint8_t *ya = ys[t] + 4 + 64 * gi + 4 * k;
+                    const uint8_t *ya = qa[t] + stride * (size_t)(16 * gi + k); /* elements 64 gi + 4k .. */
                     al[t] = _mm512_dpbusd_epi32(al[t], cl, _mm512_broadcastd_epi32(_mm_loadu_si32(ya)));
-                    ah[t] = _mm512_dpbusd_epi32(ah[t], ch, _mm512_broadcastd_epi32(_mm_loadu_si32(ya + 32)));
+                    ah[t] = _mm512_dpbusd_epi32(ah[t], ch, _mm512_broadcastd_epi32(_mm_loadu_si32(ya + 8 * stride)));
                 }
             }
             for (int t = 0; t < NT; t++)
@@ -988,10 +1015,8 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
         const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
         const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
         for (int t = 0; t < NT; t++) {
-            __m512i summ = kx_summ_rows(m_lo, m_hi, ys[t]);
-            float ydf;
-            memcpy(&ydf, ys[t], 4);
-            __m512 yd = _mm512_set1_ps(ydf);
+            __m512i summ = kx_summ_rows_bs(m_lo, m_hi, bs[t]);
+            __m512 yd = _mm512_set1_ps(ydf[t]);
             __m512 t1 = _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi[t]));
             __m512 t2 = _mm512_mul_ps(_mm512_mul_ps(dmin, yd), _mm512_cvtepi32_ps(summ));
             sum[t] = _mm512_add_ps(sum[t], _mm512_sub_ps(t1, t2));
@@ -999,37 +1024,54 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
     }
     const __mmask16 mask = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
     for (int t = 0; t < NT; t++)
-        _mm512_mask_storeu_ps(yg + (size_t)t * ldy, mask, sum[t]);
+        _mm512_mask_storeu_ps(yg + (tok0 + (size_t)t) * ldy, mask, sum[t]);
 }
 
 static void kx_q4_k_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                          size_t n_tokens, float *y, size_t ldy);
 
-/* gemm_r16 of Q4_K: natively below GEMM_MIN tokens (the reference-row
- * activations), through rows (cit_r16_gemm_rows) from there on. */
+/* gemm_r16 of Q4_K: natively up to one token group (KX_W tokens; a
+ * server's decode batches), in passes of up to ZR16_T tokens over each
+ * group (its codes stay in L1 / L2 between passes); larger batches (prompts)
+ * through rows (cit_r16_gemm_rows), where the tile kernels unpack each
+ * weight once for many tokens. */
 static void kx_q4_k_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                              size_t n_tokens, float *y, size_t ldy)
 {
     if (r0 >= r1 || n_tokens == 0)
         return;
-    if (n_tokens >= GEMM_MIN) {
+    if (n_tokens > KX_W) {
         cit_r16_gemm_rows(kx_q4_k_gemm, CIT_TYPE_Q4_K, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
         return;
     }
-    const size_t nsb = n_in / CIT_QK_K;
+    const size_t nsb = n_in / CIT_QK_K, passes = (n_tokens + ZR16_T - 1) / ZR16_T;
+    const int tiled = n_tokens >= GEMM_MIN;
     for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
         const uint8_t *grp = (const uint8_t *)w + g0 * row_bytes;
         unsigned lo = r0 > g0 ? (unsigned)(r0 - g0) : 0;
         unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
-        if (n_tokens == 3)
-            zr16_q4k(grp, nsb, lo, hi, act, y + g0, ldy, 3);
-        else if (n_tokens == 2)
-            zr16_q4k(grp, nsb, lo, hi, act, y + g0, ldy, 2);
-        else
-            zr16_q4k(grp, nsb, lo, hi, act, y + g0, ldy, 1);
+        for (size_t p = 0, t0 = 0; p < passes; p++) {
+            size_t n = (n_tokens - t0) / (passes - p); /* passes as even as possible */
+            if (tiled) {
+                if (n == 3)
+                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 3, 1);
+                else if (n == 2)
+                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 2, 1);
+                else
+                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 1, 1);
+            } else {
+                if (n == 3)
+                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 3, 0);
+                else if (n == 2)
+                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 2, 0);
+                else
+                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 1, 0);
+            }
+            t0 += n;
+        }
     }
 }
-static_assert(GEMM_MIN == 4, "kx_q4_k_gemm_r16 instantiates 1 to 3 tokens");
+static_assert(ZR16_T == 3, "kx_q4_k_gemm_r16 instantiates 1 to 3 tokens");
 #define KX_Q4K_R16 kx_q4_k_gemm_r16
 #else
 #define KX_Q4K_R16 NULL

@@ -503,6 +503,9 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
  * integer starts at -K * asum, so it is exact; the float steps are the
  * reference's, as in xq_decode. */
 #define XQ_R16_T 4 /* tokens per pass over a group (its qs stay in L1 / L2 between passes) */
+#ifndef XQ_R16_MAX
+#define XQ_R16_MAX 32 /* most tokens the R16 path takes natively (then: through rows) */
+#endif
 #ifndef XQ_R16_PF
 /* Bytes ahead in the group's code stream that the R16 path prefetches (its
  * scales 1/8 as far). Paired runs from memory, 2 threads (bench/kernel_ab.c,
@@ -512,23 +515,33 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
 #endif
 
 /* Lanes [lo, hi) of the group at grp (nb blocks) for tokens tok0 .. tok0 + NT - 1 into yg (lane r:
- * yg[t * ldy + r]). Q4_0: nibbles against the codes from -8 * asum; Q8_0 (VNNI only): code + 128
- * against the codes from -128 * asum. */
+ * yg[t * ldy + r]). Decode-format activations (tiled 0): Q4_0 nibbles against the codes from
+ * -8 * asum; Q8_0 (VNNI only) code + 128 against the codes from -128 * asum. Tiled-format
+ * activations (tiled 1, code + 128 for 16 tokens side by side): the weights as signed codes (Q4_0:
+ * nibble - 8) against them, minus 128 * the block's weight sum (one dot against 128s per block,
+ * shared by the tokens). Either way the block integer is exact. */
 XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, unsigned lo, unsigned hi,
-                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT, const int q4)
+                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT, const int q4,
+                            const int tiled)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)0x80);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)0x80), eight = _mm512_set1_epi8(8);
     const size_t gq = q4 ? 256 : 512; /* a block's code bytes in the group */
     const int nq = q4 ? 4 : 8, sh = q4 ? 3 : 7;
     const unsigned char *dreg = grp + gq * nb;
     const int8_t *codes[XQ_R16_T];
     const float *da[XQ_R16_T];
     const int32_t *asum[XQ_R16_T];
+    const unsigned char *tb[XQ_R16_T]; /* tiled: the token's dword 0 of block 0 */
     __m512 facc[XQ_R16_T];
     for (int t = 0; t < NT; t++) {
-        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
-        da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
-        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
+        const size_t tk = tok0 + (size_t)t;
+        if (tiled) {
+            tb[t] = (const unsigned char *)act + tk / XQ_GROUP * xq_group_bytes(n_in, 1) + 4 * (tk % XQ_GROUP);
+        } else {
+            codes[t] = xq_dec_codes(act, n_in, tk);
+            da[t] = xq_dec_d(act, n_in, tk);
+            asum[t] = xq_dec_asum(act, n_in, tk);
+        }
         facc[t] = _mm512_setzero_ps();
     }
     for (size_t b = 0; b < nb; b++) {
@@ -536,7 +549,8 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
         for (int k = 0; k < nq; k++)
             _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, _MM_HINT_T0);
         _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF * 32 / gq, _MM_HINT_T0);
-        /* q4: cw[k] low nibbles (elements 4k..), cw[4 + k] high (16 + 4k..); q8: cw[k] elements 4k.. */
+        /* q4: cw[k] low nibbles (elements 4k..), cw[4 + k] high (16 + 4k..); q8: cw[k] elements 4k..;
+         * unsigned for the decode format, signed for the tiled one */
         __m512i cw[8];
 #pragma GCC unroll 8
         for (int k = 0; k < nq; k++) {
@@ -544,25 +558,50 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
             if (q4) {
                 cw[k] = _mm512_and_si512(v, m4);
                 cw[4 + k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                if (tiled) {
+                    cw[k] = _mm512_sub_epi8(cw[k], eight);
+                    cw[4 + k] = _mm512_sub_epi8(cw[4 + k], eight);
+                }
             } else {
-                cw[k] = _mm512_xor_si512(v, bias);
+                cw[k] = tiled ? v : _mm512_xor_si512(v, bias);
             }
+        }
+        __m512i negc = _mm512_setzero_si512(); /* tiled: -128 * the rows' weight sums of the block */
+        if (tiled) {
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++)
+                negc = xq_dot(negc, bias, cw[k]);
+            negc = _mm512_sub_epi32(_mm512_setzero_si512(), negc);
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(dreg + 32 * b)));
         /* block b's codes in the decode format: Q4_0 elements 0..15 at aoff, 16..31 at aoff + 64 */
         const size_t aoff = (b >> 2) * 128 + (b & 3) * (q4 ? 16 : 32);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
-            const int8_t *a = codes[t] + aoff;
             /* two chains so a block is not one long vpdpbusd dependency */
-            __m512i s0 = _mm512_set1_epi32(-(asum[t][b] << sh)), s1 = _mm512_setzero_si512();
+            __m512i s0, s1 = _mm512_setzero_si512();
+            float dat;
+            if (tiled) {
+                const unsigned char *a = tb[t] + b * xq_blk_stride(1); /* dword k at a + 64 k */
+                s0 = negc;
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                const int8_t *a1 = q4 ? a + 64 + 4 * k : a + 16 + 4 * k;
-                s0 = xq_dot(s0, cw[k], _mm512_broadcastd_epi32(_mm_loadu_si32(a + 4 * k)));
-                s1 = xq_dot(s1, cw[4 + k], _mm512_broadcastd_epi32(_mm_loadu_si32(a1)));
+                for (int k = 0; k < 4; k++) {
+                    s0 = xq_dot(s0, _mm512_broadcastd_epi32(_mm_loadu_si32(a + 64 * k)), cw[k]);
+                    s1 = xq_dot(s1, _mm512_broadcastd_epi32(_mm_loadu_si32(a + 64 * (4 + k))), cw[4 + k]);
+                }
+                memcpy(&dat, a + 512, 4);
+            } else {
+                const int8_t *a = codes[t] + aoff;
+                s0 = _mm512_set1_epi32(-(asum[t][b] << sh));
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const int8_t *a1 = q4 ? a + 64 + 4 * k : a + 16 + 4 * k;
+                    s0 = xq_dot(s0, cw[k], _mm512_broadcastd_epi32(_mm_loadu_si32(a + 4 * k)));
+                    s1 = xq_dot(s1, cw[4 + k], _mm512_broadcastd_epi32(_mm_loadu_si32(a1)));
+                }
+                dat = da[t][b];
             }
-            __m512 sc = XQ_MUL(dw, _mm512_set1_ps(da[t][b]));
+            __m512 sc = XQ_MUL(dw, _mm512_set1_ps(dat));
             facc[t] = XQ_ADD(facc[t], XQ_MUL(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), sc));
         }
     }
@@ -576,16 +615,20 @@ static void xq_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
 static void xq_q8_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy);
 
-/* gemm_r16: natively for the decode format's batches, through rows
- * (cit_r16_gemm_rows) for the tiled format's. */
+/* gemm_r16: natively up to XQ_R16_MAX tokens, in passes of up to XQ_R16_T
+ * tokens over each group (its codes stay in L1 / L2 between passes), from
+ * either activation format; larger batches (prompts) through rows
+ * (cit_r16_gemm_rows), where the tiled kernel unpacks each weight once for
+ * many tokens. */
 XQ_INLINE void xq_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                            size_t n_tokens, float *y, size_t ldy, const int q4)
 {
-    if (n_tokens >= (q4 ? XQ_Q4_SMALL : XQ_SMALL)) {
-        cit_r16_gemm_rows(q4 ? xq_q4_gemm : xq_q8_gemm, q4 ? CIT_TYPE_Q4_0 : CIT_TYPE_Q8_0, w, row_bytes, n_in, r0, r1, act, n_tokens, y,
-                          ldy);
+    if (n_tokens > XQ_R16_MAX) {
+        cit_r16_gemm_rows(q4 ? xq_q4_gemm : xq_q8_gemm, q4 ? CIT_TYPE_Q4_0 : CIT_TYPE_Q8_0, w, row_bytes, n_in, r0,
+                          r1, act, n_tokens, y, ldy);
         return;
     }
+    const int tiled = n_tokens >= (q4 ? XQ_Q4_SMALL : XQ_SMALL);
     const size_t nb = n_in / CIT_QK, passes = (n_tokens + XQ_R16_T - 1) / XQ_R16_T;
     for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
         const unsigned char *grp = (const unsigned char *)w + g0 * row_bytes;
@@ -593,12 +636,16 @@ XQ_INLINE void xq_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t 
         unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
         for (size_t p = 0, t0 = 0; p < passes; p++) {
             size_t n = (n_tokens - t0) / (passes - p); /* passes as even as possible */
+#define XQ_R16_PASS(nt)                                                                                              \
+    (tiled ? xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, nt, q4, 1)                                    \
+           : xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, nt, q4, 0))
             switch (n) {
-            case 4: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 4, q4); break;
-            case 3: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 3, q4); break;
-            case 2: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 2, q4); break;
-            default: xq_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 1, q4); break;
+            case 4: XQ_R16_PASS(4); break;
+            case 3: XQ_R16_PASS(3); break;
+            case 2: XQ_R16_PASS(2); break;
+            default: XQ_R16_PASS(1); break;
             }
+#undef XQ_R16_PASS
             t0 += n;
         }
     }
