@@ -336,6 +336,24 @@ X2_INLINE void x2_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
 static void x2_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                        size_t n_tokens, float *y, size_t ldy);
 
+struct x2_r16_ctx {
+    size_t nb, n_in, ldy;
+    const void *act;
+    float *y;
+};
+
+static void x2_r16_pass(const unsigned char *grp, size_t g0, unsigned lo, unsigned hi, size_t t0, size_t n,
+                        const void *ctx)
+{
+    const struct x2_r16_ctx *c = ctx;
+    if (n == 3)
+        x2_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, 3);
+    else if (n == 2)
+        x2_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, 2);
+    else
+        x2_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, 1);
+}
+
 /* gemm_r16 of the Q4_0 kernel: natively for the decode format's batches,
  * through rows (cit_r16_gemm_rows) for the tiled format's. */
 static void x2_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
@@ -345,22 +363,8 @@ static void x2_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t 
         cit_r16_gemm_rows(x2_q4_gemm, CIT_TYPE_Q4_0, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
         return;
     }
-    const size_t nb = n_in / CIT_QK, passes = (n_tokens + XQ_DEC_T - 1) / XQ_DEC_T;
-    for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
-        const unsigned char *grp = (const unsigned char *)w + g0 * row_bytes;
-        unsigned lo = r0 > g0 ? (unsigned)(r0 - g0) : 0;
-        unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
-        for (size_t p = 0, t0 = 0; p < passes; p++) {
-            size_t n = (n_tokens - t0) / (passes - p); /* passes as even as possible */
-            if (n == 3)
-                x2_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 3);
-            else if (n == 2)
-                x2_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 2);
-            else
-                x2_r16_group(grp, nb, n_in, lo, hi, act, t0, y + g0, ldy, 1);
-            t0 += n;
-        }
-    }
+    const struct x2_r16_ctx c = {n_in / CIT_QK, n_in, ldy, act, y};
+    cit_r16_passes(w, row_bytes, r0, r1, n_tokens, XQ_DEC_T, x2_r16_pass, &c);
 }
 
 /* ---- the kernels ---- */

@@ -57,6 +57,28 @@ void cit_r16_unpack_group(uint32_t type, const unsigned char *grp, size_t row_by
 void cit_r16_gemm(const struct cit_kernel *k, uint32_t type, const void *w, size_t row_bytes, size_t n_in, size_t r0,
                   size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy);
 
+/* The loop of every native R16 gemm: each 16-row group meeting [r0, r1)
+ * (group rows g0 .. g0 + 15 at grp, lanes [lo, hi) of it wanted), the
+ * n_tokens tokens in passes of at most max_pass, as even as possible (the
+ * group stays in L1 / L2 between passes). pass computes one (group, pass). */
+typedef void (*cit_r16_pass_fn)(const unsigned char *grp, size_t g0, unsigned lo, unsigned hi, size_t t0, size_t n,
+                                const void *ctx);
+static inline void cit_r16_passes(const void *w, size_t row_bytes, size_t r0, size_t r1, size_t n_tokens,
+                                  size_t max_pass, cit_r16_pass_fn pass, const void *ctx)
+{
+    const size_t passes = (n_tokens + max_pass - 1) / max_pass;
+    for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
+        const unsigned char *grp = (const unsigned char *)w + g0 * row_bytes;
+        unsigned lo = r0 > g0 ? (unsigned)(r0 - g0) : 0;
+        unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
+        for (size_t p = 0, t0 = 0; p < passes; p++) {
+            size_t n = (n_tokens - t0) / (passes - p);
+            pass(grp, g0, lo, hi, t0, n, ctx);
+            t0 += n;
+        }
+    }
+}
+
 /* True when k reads R16 natively for a batch of n_tokens (so repacking
  * speeds it up rather than adding a copy per group). */
 bool cit_r16_native(const struct cit_kernel *k, size_t n_tokens);

@@ -932,7 +932,7 @@ static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size
 #endif
 
 #if KX_BITS == 512 && KX_VNNI
-/* ---- Q4_K in the R16 layout (kernels/repack.h), up to 16 tokens ----
+/* ---- Q4_K in the R16 layout (kernels/repack.h), up to 32 tokens ----
  * Lanes = the 16 rows of a group, as zblock_affine, but with nothing to
  * shuffle: the headers load as d|dmin and three scale dwords per lane, and
  * each 64-byte load of codes holds the same 4 bytes of all 16 rows, so one
@@ -943,6 +943,10 @@ static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size
  * super-block): sumi = sum_j sc_j * dot_j exactly (vpmulld), summ by
  * kx_summ_rows, then the reference's float steps as in zblock_affine. */
 #define ZR16_T 3 /* tokens per pass over a group */
+#ifndef KX_R16_MAX
+#define KX_R16_MAX 32 /* most tokens the R16 path takes natively (then: through rows); paired runs from
+                        * memory against the file layout: 17 tokens 1.57x, 24 1.21x, 32 1.00x, 48 0.93x */
+#endif
 #ifndef KX_R16_PF
 #define KX_R16_PF 4096 /* bytes ahead in the group's stream that the R16 path prefetches (as the Q4_0 one) */
 #endif
@@ -1030,46 +1034,45 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
 static void kx_q4_k_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                          size_t n_tokens, float *y, size_t ldy);
 
-/* gemm_r16 of Q4_K: natively up to one token group (KX_W tokens; a
- * server's decode batches), in passes of up to ZR16_T tokens over each
+/* gemm_r16 of Q4_K: natively up to KX_R16_MAX tokens (a server's decode
+ * batches, short prompts), in passes of up to ZR16_T tokens over each
  * group (its codes stay in L1 / L2 between passes); larger batches (prompts)
  * through rows (cit_r16_gemm_rows), where the tile kernels unpack each
  * weight once for many tokens. */
+struct zr16_ctx {
+    size_t nsb, ldy;
+    const uint8_t *act;
+    float *y;
+    int tiled;
+};
+
+static void zr16_pass(const unsigned char *grp, size_t g0, unsigned lo, unsigned hi, size_t t0, size_t n,
+                      const void *ctx)
+{
+    const struct zr16_ctx *c = ctx;
+#define ZR16_PASS(nt)                                                                                                \
+    (c->tiled ? zr16_q4k(grp, c->nsb, lo, hi, c->act, t0, c->y + g0, c->ldy, nt, 1)                                  \
+              : zr16_q4k(grp, c->nsb, lo, hi, c->act, t0, c->y + g0, c->ldy, nt, 0))
+    if (n == 3)
+        ZR16_PASS(3);
+    else if (n == 2)
+        ZR16_PASS(2);
+    else
+        ZR16_PASS(1);
+#undef ZR16_PASS
+}
+
 static void kx_q4_k_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                              size_t n_tokens, float *y, size_t ldy)
 {
     if (r0 >= r1 || n_tokens == 0)
         return;
-    if (n_tokens > KX_W) {
+    if (n_tokens > KX_R16_MAX) {
         cit_r16_gemm_rows(kx_q4_k_gemm, CIT_TYPE_Q4_K, w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy);
         return;
     }
-    const size_t nsb = n_in / CIT_QK_K, passes = (n_tokens + ZR16_T - 1) / ZR16_T;
-    const int tiled = n_tokens >= GEMM_MIN;
-    for (size_t g0 = r0 - r0 % CIT_R16_ROWS; g0 < r1; g0 += CIT_R16_ROWS) {
-        const uint8_t *grp = (const uint8_t *)w + g0 * row_bytes;
-        unsigned lo = r0 > g0 ? (unsigned)(r0 - g0) : 0;
-        unsigned hi = r1 - g0 < CIT_R16_ROWS ? (unsigned)(r1 - g0) : CIT_R16_ROWS;
-        for (size_t p = 0, t0 = 0; p < passes; p++) {
-            size_t n = (n_tokens - t0) / (passes - p); /* passes as even as possible */
-            if (tiled) {
-                if (n == 3)
-                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 3, 1);
-                else if (n == 2)
-                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 2, 1);
-                else
-                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 1, 1);
-            } else {
-                if (n == 3)
-                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 3, 0);
-                else if (n == 2)
-                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 2, 0);
-                else
-                    zr16_q4k(grp, nsb, lo, hi, act, t0, y + g0, ldy, 1, 0);
-            }
-            t0 += n;
-        }
-    }
+    const struct zr16_ctx c = {n_in / CIT_QK_K, ldy, act, y, n_tokens >= GEMM_MIN};
+    cit_r16_passes(w, row_bytes, r0, r1, n_tokens, ZR16_T, zr16_pass, &c);
 }
 static_assert(ZR16_T == 3, "kx_q4_k_gemm_r16 instantiates 1 to 3 tokens");
 #define KX_Q4K_R16 kx_q4_k_gemm_r16
