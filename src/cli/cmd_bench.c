@@ -680,7 +680,7 @@ static void print_md(const struct bench_state *s, const char *cpu)
                fmt_bytes(rl->kv_bytes_per_pos, b2, sizeof b2), (double)rl->layer_matrix_params,
                (double)rl->output_params);
         if (s->models[mi].repacked_bytes)
-            printf("%s: --repack copied %s of weights into the interleaved layout (counted in ttft)\n",
+            printf("%s: --repack copied %s of weights, Q4_0 / Q8_0 / Q4_K interleaved (counted in ttft)\n",
                    model_label(o->models[mi]), fmt_bytes(s->models[mi].repacked_bytes, b3, sizeof b3));
         if (llc > 0 && rl->weight_bytes_per_token < (uint64_t)llc)
             printf("  note: that fits in the %s last-level cache, so generation reads it from cache, not memory: "

@@ -128,8 +128,9 @@ static void test_ctx_beyond_training(void **state)
     test_cli_free(&r);
 }
 
-/* --repack copies the micro model's Q4_0 layer matrices (not the embedding,
- * which is only looked up, nor the Q6_K output): the report says how much, and
+/* --repack interleaves the micro model's Q4_0 layer matrices and copies the
+ * rest the forward pass reads but the embedding (only looked up): the report
+ * says how much, and
  * the run still produces its rows. Without an interleaved kernel (scalar
  * tier) it says why and goes on with the file's layout. */
 static void test_repack_reported(void **state)
@@ -147,10 +148,11 @@ static void test_repack_reported(void **state)
         assert_non_null(strstr(r.err, "--repack"));
     } else {
         /* micro-llama: 2 layers of wq, wo (256 x 256), wk, wv (128 x 256), gate, up (768 x 256) and down
-         * (256 x 768), all Q4_0: 18 bytes per 32 elements; and the 5 norm vectors the forward pass reads
-         * (2 per layer and the output's, 256 floats each) */
+         * (256 x 768), all Q4_0 (18 bytes per 32 elements), interleaved; the Q6_K output (512 x 256, 210
+         * bytes per 256) copied as it is; and the 5 norm vectors the forward pass reads (2 per layer and the
+         * output's, 256 floats each) */
         long long elems = 2LL * (2 * 256 * 256 + 2 * 128 * 256 + 3 * 768 * 256);
-        assert_int_equal(bytes, elems / 32 * 18 + 5 * 256 * 4);
+        assert_int_equal(bytes, elems / 32 * 18 + 512 * 256 / 256 * 210 + 5 * 256 * 4);
     }
     assert_int_equal(json_array_size(json_object_get(j, "rows")), 3);
     json_decref(j);
