@@ -594,7 +594,7 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
                 memcpy(&dat, a + 512, 4);
             } else {
                 const int8_t *a = codes[t] + aoff;
-                s0 = _mm512_set1_epi32(-(asum[t][b] << sh));
+                s0 = _mm512_set1_epi32(-asum[t][b] * (1 << sh)); /* (a negative asum must not be shifted in C) */
 #pragma GCC unroll 4
                 for (int k = 0; k < 4; k++) {
                     const int8_t *a1 = q4 ? a + 64 + 4 * k : a + 16 + 4 * k;
