@@ -3,7 +3,9 @@
  * Two parallel phases: pack the activations (split over token groups), then
  * compute outputs split over weight rows, every thread taking all tokens
  * for its rows so a weight row is read from memory once per batch. The
- * loops never allocate. */
+ * loops never allocate, with one exception: a `--repack` (R16) matrix in a
+ * batch its kernel does not read natively takes a scratch of up to 512 KiB
+ * per row range (cit_r16_gemm_rows), freed before it returns. */
 #include "kernels/matmul.h"
 
 #include <assert.h>
