@@ -648,11 +648,16 @@ static void xq_r16_pass_q4(const unsigned char *grp, size_t g0, unsigned lo, uns
 {
     xq_r16_pass(grp, g0, lo, hi, t0, n, ctx, 1);
 }
+#if XQ_VNNI /* without VNNI, code + 128 against the codes would saturate vpmaddubsw: Q8_0 is not read as R16 */
 static void xq_r16_pass_q8(const unsigned char *grp, size_t g0, unsigned lo, unsigned hi, size_t t0, size_t n,
                            const void *ctx)
 {
     xq_r16_pass(grp, g0, lo, hi, t0, n, ctx, 0);
 }
+#define XQ_R16_PASS_Q8 xq_r16_pass_q8
+#else
+#define XQ_R16_PASS_Q8 NULL
+#endif
 
 XQ_INLINE void xq_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                            size_t n_tokens, float *y, size_t ldy, const int q4)
@@ -663,7 +668,7 @@ XQ_INLINE void xq_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t 
         return;
     }
     const struct xq_r16_ctx c = {n_in / CIT_QK, n_in, ldy, act, y, n_tokens >= (q4 ? XQ_Q4_SMALL : XQ_SMALL)};
-    cit_r16_passes(w, row_bytes, r0, r1, n_tokens, XQ_R16_T, q4 ? xq_r16_pass_q4 : xq_r16_pass_q8, &c);
+    cit_r16_passes(w, row_bytes, r0, r1, n_tokens, XQ_R16_T, q4 ? xq_r16_pass_q4 : XQ_R16_PASS_Q8, &c);
 }
 static void xq_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                            size_t n_tokens, float *y, size_t ldy)
@@ -671,7 +676,6 @@ static void xq_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t 
     xq_gemm_r16(w, row_bytes, n_in, r0, r1, act, n_tokens, y, ldy, 1);
 }
 #if XQ_VNNI
-/* (without VNNI, code + 128 against the codes would saturate vpmaddubsw: no native Q8_0 R16 there) */
 static void xq_q8_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                            size_t n_tokens, float *y, size_t ldy)
 {

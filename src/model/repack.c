@@ -16,6 +16,7 @@
  * (measured: +85 MiB resident on TinyLlama Q4_0 with the norms left, +38
  * MiB on Q4_K_M with its Q6_K matrices left). */
 #define _DEFAULT_SOURCE /* madvise, MAP_ANONYMOUS */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,8 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
         free(mats);
         return cit_fail(CIT_ERR_NOMEM, err, errlen, "out of memory");
     }
-    uint64_t total = 0, r16_bytes = 0;
+    uint64_t total = 0;
+    bool any_r16 = false;
     const struct cit_matrix *refused = NULL;
     for (size_t i = 0; i < n; i++) {
         if (!cit_r16_eligible(mats[i]))
@@ -146,9 +148,9 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
             return cit_fail(CIT_ERR_RANGE, err, errlen, "repack: matrix sizes overflow");
         }
         if (kind[i] == R16)
-            r16_bytes += bytes;
+            any_r16 = true;
     }
-    if (r16_bytes == 0) {
+    if (!any_r16) {
         free(kind);
         free(mats);
         if (refused)
