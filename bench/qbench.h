@@ -70,8 +70,12 @@ static inline void fill_weights(uint32_t type, unsigned char *w, size_t bytes, s
                 if (blk[i] == 0x80)
                     blk[i] = 0x81;
         uint16_t h = cit_fp32_to_fp16((float)(rnd() % 1000 + 1) * 1e-5f);
+        if (type == CIT_TYPE_Q6_K) { /* d closes the block */
+            memcpy(blk + bsz - 2, &h, 2);
+            continue;
+        }
         memcpy(blk, &h, 2);
-        if (type == CIT_TYPE_Q4_K) /* dmin */
+        if (type == CIT_TYPE_Q4_K || type == CIT_TYPE_Q5_K) /* dmin */
             memcpy(blk + 2, &h, 2);
     }
 }

@@ -30,6 +30,9 @@
  * chunks of 4 blocks of the type (bench/kernel_ab.c on the 2-core VM, from
  * memory: Q4_0 at 256 against 512 +5-10%, 128 and 768 lost; Q8_0 best at
  * 512, 256 lost 4%). */
+#ifndef XQ2_PF_HINT
+#define XQ2_PF_HINT _MM_HINT_T1 /* into L2: see XQ_PF_HINT in x86_q_impl.h */
+#endif
 #ifndef XQ2_PF_Q4
 #define XQ2_PF_Q4 256
 #endif
@@ -97,7 +100,7 @@ X2_INLINE void x2_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
                 for (int k = 0; k < 4; k++) {
                     const unsigned char *wr = rows[4 * g + k];
                     for (size_t off = 0; off < 4 * bsz; off += 64)
-                        _mm_prefetch((const char *)wr + b0 * bsz + (q4 ? XQ2_PF_Q4 : XQ2_PF_Q8) + off, _MM_HINT_T0);
+                        _mm_prefetch((const char *)wr + b0 * bsz + (q4 ? XQ2_PF_Q4 : XQ2_PF_Q8) + off, XQ2_PF_HINT);
                     for (int j = 0; j < nblk; j++)
                         memcpy(&hs[j][4 * g + k], wr + (b0 + (size_t)j) * bsz, 2);
 #pragma GCC unroll 2
@@ -293,8 +296,8 @@ X2_INLINE void x2_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
     for (size_t b = 0; b < nb; b++) {
         const unsigned char *q = grp + 256 * b;
         for (int k = 0; k < 4; k++)
-            _mm_prefetch((const char *)q + XQ2_R16_PF + 64 * k, _MM_HINT_T0);
-        _mm_prefetch((const char *)dreg + 32 * b + XQ2_R16_PF / 8, _MM_HINT_T0);
+            _mm_prefetch((const char *)q + XQ2_R16_PF + 64 * k, XQ2_PF_HINT);
+        _mm_prefetch((const char *)dreg + 32 * b + XQ2_R16_PF / 8, XQ2_PF_HINT);
         const size_t aoff = (b >> 2) * 128 + (b & 3) * 16; /* block b's codes in the decode format */
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {

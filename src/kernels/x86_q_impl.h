@@ -60,7 +60,10 @@
 #define XQ_MUL(a, b) _mm512_mul_round_ps(a, b, XQ_RN)
 #define XQ_ADD(a, b) _mm512_add_round_ps(a, b, XQ_RN)
 #ifndef XQ_PF_HINT
-#define XQ_PF_HINT _MM_HINT_T0 /* cache level the next row block is prefetched to */
+/* Cache level of the software prefetches: L2, not L1, which would hold one
+ * of the core's few L1 fill buffers per line until memory answers (as
+ * KX_PF_HINT; measured below at each use). */
+#define XQ_PF_HINT _MM_HINT_T1
 #endif
 #ifndef XQ_PF_DIST
 #define XQ_PF_DIST 512 /* bytes ahead in each weight row that the decode path prefetches */
@@ -226,7 +229,7 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
                 for (int k = 0; k < 4; k++) {
                     const unsigned char *wr = rows[4 * g + k];
                     for (size_t off = 0; XQ_PF_DIST && off < 4 * bsz; off += 64)
-                        _mm_prefetch((const char *)wr + b0 * bsz + XQ_PF_DIST + off, _MM_HINT_T0);
+                        _mm_prefetch((const char *)wr + b0 * bsz + XQ_PF_DIST + off, XQ_PF_HINT);
                     if (q4) {
                         __m128i dv;
                         __m512i v = xq_load_q4_d(wr, b0, nblk, &dv);
@@ -430,7 +433,7 @@ XQ_INLINE void xq_decode_il(const void *w, size_t row_bytes, size_t n_in, size_t
         const size_t bo = b * 18;
         if ((b & 3) == 0)
             for (int i = 0; i < 16; i++)
-                _mm_prefetch((const char *)rows[i] + bo + XQ_PF_DIST, _MM_HINT_T0);
+                _mm_prefetch((const char *)rows[i] + bo + XQ_PF_DIST, XQ_PF_HINT);
         /* A[q] lane l = the 16 code bytes of row q + 4l */
         __m512i A[4];
         for (int q = 0; q < 4; q++) {
@@ -549,8 +552,8 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
     for (size_t b = 0; b < nb; b++) {
         const unsigned char *q = grp + gq * b;
         for (int k = 0; k < nq; k++)
-            _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, _MM_HINT_T0);
-        _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF * 32 / gq, _MM_HINT_T0);
+            _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, XQ_PF_HINT);
+        _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF * 32 / gq, XQ_PF_HINT);
         /* q4: cw[k] low nibbles (elements 4k..), cw[4 + k] high (16 + 4k..); q8: cw[k] elements 4k..;
          * unsigned for the decode format, signed for the tiled one */
         __m512i cw[8];
