@@ -71,7 +71,7 @@ struct cit_model_info {
  *  - CIT_ERR_FORMAT: a tensor whose shape disagrees with the hyper-parameters. */
 enum cit_status cit_model_load(const char *path, struct cit_model **out, char *err, size_t errlen);
 
-/* Opt-in (`--repack`): copies the model's Q4_0, Q8_0 and Q4_K matrices into
+/* Opt-in (`--repack`): copies the model's Q4_0, Q8_0, Q4_K and Q6_K matrices into
  * the layout the decode kernels read fastest (16 rows interleaved,
  * kernels/repack.h), and the other matrices the forward pass multiplies by,
  * norms and biases as they are; then gives the file's pages of all of them
@@ -81,7 +81,7 @@ enum cit_status cit_model_load(const char *path, struct cit_model **out, char *e
  * cit_model_load and before any context exists, once. *repacked_bytes (may
  * be NULL) gets the bytes copied (0 when nothing was). Only matrices whose
  * kernel on this tier reads the layout are interleaved (Q4_0: AVX2 and up;
- * Q8_0 and Q4_K: AVX-512 VNNI and up); when none is, nothing is copied.
+ * Q8_0, Q4_K and Q6_K: AVX-512 VNNI and up); when none is, nothing is copied.
  * Errors: CIT_ERR_UNSUPPORTED when the model has such matrices but none of
  * them has that kernel here (the model stays as it was), CIT_ERR_NOMEM. */
 enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64_t *repacked_bytes, char *err,

@@ -121,7 +121,7 @@ bool cli_repack(const char *cmd, struct cit_model *m, unsigned n_threads)
         return false;
     }
     if (bytes)
-        fprintf(stderr, "citadel %s: --repack: %s of weights copied, Q4_0 / Q8_0 / Q4_K interleaved for the decode kernels\n", cmd,
+        fprintf(stderr, "citadel %s: --repack: %s of weights copied, Q4_0 / Q8_0 / Q4_K / Q6_K interleaved for the decode kernels\n", cmd,
                 fmt_bytes(bytes, sz, sizeof sz));
     else
         fprintf(stderr, "citadel %s: --repack: no Q4_0 or Q8_0 matrix to interleave; the weights stay in the file\n", cmd);

@@ -95,7 +95,7 @@ static void usage(FILE *f)
             "      --no-probe          skip the machine-limit probes (no %% of limit column)\n"
             "      --probe-mib N       bandwidth probe buffer in MiB (default 1024; halved when the\n"
             "                          memory is not there)\n"
-            "      --repack            copy Q4_0 / Q8_0 matrices into the interleaved layout of the SIMD\n"
+            "      --repack            copy Q4_0 / Q8_0 / Q4_K / Q6_K matrices into the interleaved layout of the SIMD\n"
             "                          decode kernels after loading (same outputs, faster generation,\n"
             "                          the copy counted in ttft; see docs/engine.md)\n"
             "  -h, --help              this help\n\n"
@@ -680,7 +680,7 @@ static void print_md(const struct bench_state *s, const char *cpu)
                fmt_bytes(rl->kv_bytes_per_pos, b2, sizeof b2), (double)rl->layer_matrix_params,
                (double)rl->output_params);
         if (s->models[mi].repacked_bytes)
-            printf("%s: --repack copied %s of weights, Q4_0 / Q8_0 / Q4_K interleaved (counted in ttft)\n",
+            printf("%s: --repack copied %s of weights, Q4_0 / Q8_0 / Q4_K / Q6_K interleaved (counted in ttft)\n",
                    model_label(o->models[mi]), fmt_bytes(s->models[mi].repacked_bytes, b3, sizeof b3));
         if (llc > 0 && rl->weight_bytes_per_token < (uint64_t)llc)
             printf("  note: that fits in the %s last-level cache, so generation reads it from cache, not memory: "

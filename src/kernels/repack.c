@@ -17,8 +17,16 @@ static size_t block_bytes(uint32_t type)
     case CIT_TYPE_Q4_0: return 18;
     case CIT_TYPE_Q8_0: return 34;
     case CIT_TYPE_Q4_K: return 144;
+    case CIT_TYPE_Q6_K: return 210;
     default: return 0;
     }
+}
+
+/* Offset of the half scale that goes to the d region: Q4_0 / Q8_0 open
+ * their blocks with it, Q6_K closes its super-blocks with it. */
+static size_t d_offset(uint32_t type)
+{
+    return type == CIT_TYPE_Q6_K ? 208 : 0;
 }
 
 bool cit_r16_eligible(const struct cit_matrix *m)
@@ -47,10 +55,11 @@ static void move_block(uint32_t type, size_t nb, size_t b, size_t r, unsigned ch
             MV(base + 64 * q + 4 * r, 4 * q, 4);
         return;
     }
-    size_t qs = block_bytes(type) - 2, gq = CIT_R16_ROWS * qs; /* Q4_0, Q8_0 */
-    MV(gq * nb + 32 * b + 2 * r, 0, 2);
+    /* Q4_0, Q8_0, Q6_K: the code dwords, then the half scale in the d region */
+    const size_t qs = block_bytes(type) - 2, gq = CIT_R16_ROWS * qs, doff = d_offset(type), coff = doff ? 0 : 2;
+    MV(gq * nb + 32 * b + 2 * r, doff, 2);
     for (size_t q = 0; q < qs / 4; q++)
-        MV(gq * b + 64 * q + 4 * r, 2 + 4 * q, 4);
+        MV(gq * b + 64 * q + 4 * r, coff + 4 * q, 4);
 #undef MV
 }
 
@@ -70,25 +79,34 @@ static void unpack_row(uint32_t type, const unsigned char *grp, size_t row_bytes
         move_block(type, nb, b, r, row + b * bsz, (unsigned char *)(uintptr_t)grp, false);
 }
 
+/* move_block's moves for the types with a d region, block-major with
+ * fixed-size copies (bsz, doff constant at each call, so the copies unroll):
+ * this runs per batch in cit_r16_gemm_rows, where the generic loop was the
+ * bottleneck (one core, Q4_0: 6 -> 14 GB/s). */
+static inline void unpack_dregion(const unsigned char *grp, size_t row_bytes, size_t nb, unsigned char *rows,
+                                  const size_t bsz, const size_t doff)
+{
+    const size_t qs = bsz - 2, gq = CIT_R16_ROWS * qs, coff = doff ? 0 : 2;
+    const unsigned char *dreg = grp + gq * nb;
+    for (size_t b = 0; b < nb; b++) {
+        const unsigned char *src = grp + gq * b, *ds = dreg + 32 * b;
+        unsigned char *dst = rows + b * bsz;
+        for (size_t r = 0; r < CIT_R16_ROWS; r++, dst += row_bytes) {
+            memcpy(dst + doff, ds + 2 * r, 2);
+            for (size_t q = 0; q < qs / 4; q++)
+                memcpy(dst + coff + 4 * q, src + 64 * q + 4 * r, 4);
+        }
+    }
+}
+
 void cit_r16_unpack_group(uint32_t type, const unsigned char *grp, size_t row_bytes, unsigned char *rows)
 {
     const size_t bsz = block_bytes(type), nb = row_bytes / bsz;
-    if (type == CIT_TYPE_Q4_0 || type == CIT_TYPE_Q8_0) {
-        /* move_block's moves, block-major with fixed-size copies: this runs per batch in
-         * cit_r16_gemm_rows, where the generic loop was the bottleneck (one core, Q4_0: 6 -> 14 GB/s) */
-        const size_t qs = bsz - 2, gq = CIT_R16_ROWS * qs;
-        const unsigned char *dreg = grp + gq * nb;
-        for (size_t b = 0; b < nb; b++) {
-            const unsigned char *src = grp + gq * b, *ds = dreg + 32 * b;
-            unsigned char *dst = rows + b * bsz;
-            for (size_t r = 0; r < CIT_R16_ROWS; r++, dst += row_bytes) {
-                memcpy(dst, ds + 2 * r, 2);
-                for (size_t q = 0; q < 8; q++)
-                    if (4 * q < qs)
-                        memcpy(dst + 2 + 4 * q, src + 64 * q + 4 * r, 4);
-            }
-        }
-        return;
+    switch (type) {
+    case CIT_TYPE_Q4_0: unpack_dregion(grp, row_bytes, nb, rows, 18, 0); return;
+    case CIT_TYPE_Q8_0: unpack_dregion(grp, row_bytes, nb, rows, 34, 0); return;
+    case CIT_TYPE_Q6_K: unpack_dregion(grp, row_bytes, nb, rows, 210, 208); return;
+    default: break;
     }
     for (size_t r = 0; r < CIT_R16_ROWS; r++)
         unpack_row(type, grp, row_bytes, r, rows + r * row_bytes);

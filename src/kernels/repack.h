@@ -1,5 +1,5 @@
-/* repack.h: the 16-row interleaved layout (R16) of Q4_0, Q8_0 and Q4_K
- * weights, an opt-in copy made at load (cit_model_repack) for the decode
+/* repack.h: the 16-row interleaved layout (R16) of Q4_0, Q8_0, Q4_K and
+ * Q6_K weights, an opt-in copy made at load (cit_model_repack) for the decode
  * kernels.
  *
  * Why: with the file's layout a decode kernel that computes 16 rows at
@@ -13,9 +13,10 @@
  * of 16 * row_bytes bytes (so the matrix keeps its size); group g holds
  * rows 16g .. 16g + 15 of nb blocks each. The bytes of a block are moved,
  * never changed:
- *  - Q4_0 / Q8_0 (a half scale and QS = 16 / 32 code bytes per block):
- *      qs [nb][QS / 4][16 rows][4 bytes]  block b, code bytes 4q .. 4q + 3
- *                                         of row r at 16 QS b + 64 q + 4 r
+ *  - Q4_0 / Q8_0 / Q6_K (a half scale and QS = 16 / 32 / 208 other bytes
+ *    per block: the codes, and for Q6_K ql[128] qh[64] scales[16]):
+ *      qs [nb][QS / 4][16 rows][4 bytes]  block b, bytes 4q .. 4q + 3 of the
+ *                                         QS of row r at 16 QS b + 64 q + 4 r
  *      d  [nb][16 rows]                   half scales: row r of block b at
  *                                         16 QS nb + 32 b + 2 r
  *  - Q4_K (144-byte super-blocks: d, dmin, 12 scale bytes, 128 code bytes):
@@ -37,12 +38,12 @@
 
 #define CIT_R16_ROWS 16
 /* Largest row (bytes) that is repacked: the scratch of the row fallback is
- * one such row on the stack. 16 KiB is n_in 29,127. */
+ * one such row on the stack. 16 KiB is n_in 29,127 (Q4_0), 19,968 (Q6_K). */
 #define CIT_R16_MAX_ROW_BYTES 16384
 
 struct cit_kernel;
 
-/* True when a matrix can be stored as R16: Q4_0, Q8_0 or Q4_K, rows a
+/* True when a matrix can be stored as R16: Q4_0, Q8_0, Q4_K or Q6_K, rows a
  * multiple of 16, rows of at most CIT_R16_MAX_ROW_BYTES, not yet repacked. */
 bool cit_r16_eligible(const struct cit_matrix *m);
 

@@ -1,5 +1,5 @@
-/* repack.c: cit_model_repack, the opt-in copy of a model's Q4_0, Q8_0 and
- * Q4_K matrices into the 16-row interleaved layout (kernels/repack.h) that
+/* repack.c: cit_model_repack, the opt-in copy of a model's Q4_0, Q8_0,
+ * Q4_K and Q6_K matrices into the 16-row interleaved layout (kernels/repack.h) that
  * the SIMD decode kernels read without shuffles.
  *
  * The copy lives in one anonymous mapping (huge pages asked for: the
@@ -136,7 +136,7 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
             kind[i] = R16;
         else {
             kind[i] = COPY;
-            refused = mats[i];
+            refused = refused ? refused : mats[i]; /* the first, a layer matrix: named in the error */
         }
         if (kind[i] == SKIP)
             continue;
@@ -155,8 +155,8 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
         free(mats);
         if (refused)
             return cit_fail(CIT_ERR_UNSUPPORTED, err, errlen,
-                            "the %s kernel tier has no interleaved %s kernel (Q4_0 needs AVX2, Q8_0 and Q4_K AVX-512 "
-                            "VNNI), so the weights stay as they are in the file",
+                            "the %s kernel tier has no interleaved %s kernel (Q4_0 needs AVX2, Q8_0, Q4_K and Q6_K "
+                            "AVX-512 VNNI), so the weights stay as they are in the file",
                             cit_isa_name(cit_isa_active()), refused->tr->name);
         return CIT_OK;
     }

@@ -365,7 +365,7 @@ static enum cit_status load_model(struct srv *s, size_t i, char *err, size_t err
         if (st == CIT_ERR_UNSUPPORTED && s->cfg.log) /* served from the file layout, as without --repack */
             fprintf(s->cfg.log, "citadel serve: %s: --repack: %s\n", spec->path, err);
         else if (st == CIT_OK && s->cfg.log)
-            fprintf(s->cfg.log, "citadel serve: %s: --repack: %.1f MiB of weights copied, Q4_0 / Q8_0 / Q4_K interleaved\n", spec->path,
+            fprintf(s->cfg.log, "citadel serve: %s: --repack: %.1f MiB of weights copied, Q4_0 / Q8_0 / Q4_K / Q6_K interleaved\n", spec->path,
                     (double)bytes / (1024.0 * 1024.0));
         if (st == CIT_ERR_UNSUPPORTED)
             st = CIT_OK;

@@ -195,7 +195,7 @@ static void check_shape(uint32_t type, struct shape s, bool raw)
     check_shape_layout(type, s, raw, false);
 }
 
-/* Q4_0, Q8_0 and Q4_K repacked by 16 rows (cit_model_repack's layout): every tier, native
+/* Q4_0, Q8_0, Q4_K and Q6_K repacked by 16 rows (cit_model_repack's layout): every tier, native
  * R16 kernel or the fallback through rows, must still give the reference's
  * bits; uneven row ranges cut groups; token counts cover each pass split of
  * the decode format and the tiled batches. */
@@ -216,17 +216,21 @@ static void test_r16_matches_reference(void **state)
                     if (c % 3 == 0)
                         check_shape_layout(type, s, false, true);
                 }
-                /* Q4_K: super-blocks of 256 */
+                /* Q4_K, Q6_K: super-blocks of 256 */
                 struct shape k = {ins[a] * 8, outs[b], toks[c]};
-                if (a < 3 || toks[c] < 17)
-                    check_shape_layout(CIT_TYPE_Q4_K, k, true, true);
-                if (c % 3 == 0 && a < 3)
-                    check_shape_layout(CIT_TYPE_Q4_K, k, false, true);
+                for (int q6 = 0; q6 < 2; q6++) {
+                    uint32_t type = q6 ? CIT_TYPE_Q6_K : CIT_TYPE_Q4_K;
+                    if (a < 3 || toks[c] < 17)
+                        check_shape_layout(type, k, true, true);
+                    if (c % 3 == 0 && a < 3)
+                        check_shape_layout(type, k, false, true);
+                }
             }
     /* a batch for the tiled and matrix-unit paths */
     check_shape_layout(CIT_TYPE_Q4_0, (struct shape){288, 64, 131}, true, true);
     check_shape_layout(CIT_TYPE_Q8_0, (struct shape){288, 64, 131}, true, true);
     check_shape_layout(CIT_TYPE_Q4_K, (struct shape){768, 48, 100}, true, true);
+    check_shape_layout(CIT_TYPE_Q6_K, (struct shape){768, 48, 100}, true, true);
 }
 
 static void test_every_kernel_matches_reference(void **state)

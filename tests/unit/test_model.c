@@ -263,7 +263,7 @@ static void test_prefill_vs_tokenwise(void **state)
     }
 }
 
-/* cit_model_repack (the R16 copy of Q4_0 / Q8_0 / Q4_K matrices) changes no logit: one
+/* cit_model_repack (the R16 copy of Q4_0 / Q8_0 / Q4_K / Q6_K matrices) changes no logit: one
  * token per decode (the native interleaved kernel), a 9-token batch (its
  * passes of up to 4 tokens) and a 40-token batch (the batch kernels reading
  * groups turned back into rows), against the same model left in place.
@@ -282,14 +282,14 @@ static void test_repack_same_logits(void **state)
         uint64_t bytes = 1;
         enum cit_status st = cit_model_repack(packed, 2, &bytes, err, sizeof err);
         if (st == CIT_ERR_UNSUPPORTED) {
-            /* Q4_0 is read natively from the avx2 tier up, Q8_0 and Q4_K from avx512vnni */
+            /* Q4_0 is read natively from the avx2 tier up, Q8_0, Q4_K and Q6_K from avx512vnni */
             const char *type = strstr(models[mi], "Q8_0") ? "Q8_0" : strstr(models[mi], "Q4_K") ? "Q4_K" : "Q4_0";
             assert_true(cit_isa_active() < (strcmp(type, "Q4_0") ? CIT_ISA_AVX512_VNNI : CIT_ISA_AVX2));
             assert_non_null(strstr(err, type));
             assert_int_equal(bytes, 0);
         } else {
             assert_int_equal(st, CIT_OK);
-            /* the layer matrices are Q4_0 / Q8_0 / Q4_K (Q4_K_M: and Q6_K), rows a multiple of 16 */
+            /* the layer matrices are Q4_0 / Q8_0 / Q4_K (Q4_K_M: and Q6_K, also interleaved), rows a multiple of 16 */
             assert_true(bytes > 0);
             assert_int_equal(cit_model_repack(packed, 2, NULL, err, sizeof err), CIT_ERR_INVALID_ARG);
         }
