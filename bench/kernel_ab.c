@@ -28,11 +28,27 @@
  * KAB_NOCHECK=1: print even when the outputs differ (a B stripped of its
  * arithmetic, to time the loads alone). */
 #include <stdio.h>
+#include <sys/mman.h>
 
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "tensor/quants.h"
 #include "qbench.h"
+
+/* Weights in 2 MiB pages where the kernel gives them (KAB_HUGE=0: 4 KiB
+ * pages, as a file mapping may be): `--repack` maps its copy so, and the
+ * TLB misses of 4 KiB pages change what the kernels' prefetches buy. */
+static unsigned char *weights_alloc(size_t bytes)
+{
+    const char *e = getenv("KAB_HUGE");
+    if (e && *e == '0')
+        return malloc(bytes);
+    size_t huge = (size_t)2 << 20, padded = (bytes + huge - 1) / huge * huge;
+    unsigned char *p = aligned_alloc(huge, padded);
+    if (p)
+        madvise(p, padded, MADV_HUGEPAGE);
+    return p;
+}
 
 void kernels_a(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void kernels_b(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
@@ -74,7 +90,7 @@ int main(int argc, char **argv)
     cit_type_row_size(type, n_in, &rb);
     const size_t mat = (size_t)rb * n_out, copies = cache ? 1 : (((size_t)512 << 20) + mat - 1) / mat;
     const int inner = cache ? 200 : 1;
-    unsigned char *w = malloc(mat * copies);
+    unsigned char *w = weights_alloc(mat * copies);
     float *x = malloc(n_in * nt * sizeof(float));
     float *y[2] = {malloc(n_out * nt * sizeof(float)), malloc(n_out * nt * sizeof(float))};
     void *act[2] = {NULL, NULL};
@@ -89,7 +105,7 @@ int main(int argc, char **argv)
     const int r16a = r16 && *r16e == '2';
     unsigned char *wb = w; /* B's weights */
     if (r16) {
-        if (!(wb = malloc(mat * copies)))
+        if (!(wb = weights_alloc(mat * copies)))
             return 1;
         for (size_t g = 0; g < n_out * copies; g += CIT_R16_ROWS)
             cit_r16_pack_group(type, w + g * rb, (size_t)rb, wb + g * rb);

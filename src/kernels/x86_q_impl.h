@@ -512,11 +512,17 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
                        * rows: 0.84x); Q8_0: 12 1.58x, 16 1.33x, 32 0.99x */
 #endif
 #ifndef XQ_R16_PF
-/* Bytes ahead in the group's code stream that the R16 path prefetches (its
- * scales 1/8 as far). Paired runs from memory, 2 threads (bench/kernel_ab.c,
- * KAB_R16=2): 1024 lost 12%, 2048 2%, 8192 5-6% against 4096; the T2 hint
- * was even. */
+/* Bytes ahead in the group's code stream that the R16 path prefetches into
+ * L2 (XQ_PF_HINT; its scales 1/8 as far). Paired runs from memory, 2
+ * threads (bench/kernel_ab.c, KAB_R16=2), then into L1: 1024 lost 12%, 2048
+ * 2%, 8192 5-6% against 4096; into L2, 2048 and 8192 lost 6-7%. */
 #define XQ_R16_PF 4096
+#endif
+#ifndef XQ_R16_PF_L1
+/* ... and then, closer, into L1. Paired from memory (2 MiB pages, 2 threads) against the
+ * L2 prefetch alone: 2048 +5-14% (2048x2048, 5632x2048, 2048x5632), 1536 +8-10%, 3072
+ * +3%, 1024 +4-6%, 512 even. */
+#define XQ_R16_PF_L1 2048
 #endif
 
 /* Lanes [lo, hi) of the group at grp (nb blocks) for tokens tok0 .. tok0 + NT - 1 into yg (lane r:
@@ -551,8 +557,10 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
     }
     for (size_t b = 0; b < nb; b++) {
         const unsigned char *q = grp + gq * b;
-        for (int k = 0; k < nq; k++)
+        for (int k = 0; k < nq; k++) {
             _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, XQ_PF_HINT);
+            _mm_prefetch((const char *)q + XQ_R16_PF_L1 + 64 * k, _MM_HINT_T0);
+        }
         _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF * 32 / gq, XQ_PF_HINT);
         /* q4: cw[k] low nibbles (elements 4k..), cw[4 + k] high (16 + 4k..); q8: cw[k] elements 4k..;
          * unsigned for the decode format, signed for the tiled one */
