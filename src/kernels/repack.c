@@ -99,7 +99,40 @@ static inline void unpack_dregion(const unsigned char *grp, size_t row_bytes, si
     }
 }
 
+#if CIT_X86_KERNELS
+/* The same moves with the AVX-512 transpose for the dwords; the half
+ * scales of the d region stay plain copies (2 bytes per row and block). */
+static void unpack_group_avx512(uint32_t type, const unsigned char *grp, size_t row_bytes, size_t nb,
+                                unsigned char *rows)
+{
+    const size_t bsz = block_bytes(type);
+    if (type == CIT_TYPE_Q4_K) {
+        for (size_t b = 0; b < nb; b++)
+            cit_r16_unpack_dwords_avx512(grp + 2304 * b, 36, rows + b * bsz, row_bytes);
+        return;
+    }
+    const size_t qs = bsz - 2, gq = CIT_R16_ROWS * qs, doff = d_offset(type), coff = doff ? 0 : 2;
+    const unsigned char *dreg = grp + gq * nb;
+    for (size_t b = 0; b < nb; b++) {
+        cit_r16_unpack_dwords_avx512(grp + gq * b, qs / 4, rows + b * bsz + coff, row_bytes);
+        for (size_t r = 0; r < CIT_R16_ROWS; r++)
+            memcpy(rows + r * row_bytes + b * bsz + doff, dreg + 32 * b + 2 * r, 2);
+    }
+}
+#endif
+
 void cit_r16_unpack_group(uint32_t type, const unsigned char *grp, size_t row_bytes, unsigned char *rows)
+{
+#if CIT_X86_KERNELS
+    if (cit_isa_active() >= CIT_ISA_AVX512) {
+        unpack_group_avx512(type, grp, row_bytes, row_bytes / block_bytes(type), rows);
+        return;
+    }
+#endif
+    cit_r16_unpack_group_plain(type, grp, row_bytes, rows);
+}
+
+void cit_r16_unpack_group_plain(uint32_t type, const unsigned char *grp, size_t row_bytes, unsigned char *rows)
 {
     const size_t bsz = block_bytes(type), nb = row_bytes / bsz;
     switch (type) {

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
 #include "kernels/matmul.h"
 
 #define CIT_R16_ROWS 16
@@ -51,6 +52,15 @@ bool cit_r16_eligible(const struct cit_matrix *m);
  * row_bytes bytes); and back. */
 void cit_r16_pack_group(uint32_t type, const unsigned char *rows, size_t row_bytes, unsigned char *grp);
 void cit_r16_unpack_group(uint32_t type, const unsigned char *grp, size_t row_bytes, unsigned char *rows);
+/* The same in plain C (what cit_r16_unpack_group runs below the avx512 tier). */
+void cit_r16_unpack_group_plain(uint32_t type, const unsigned char *grp, size_t row_bytes, unsigned char *rows);
+
+#if CIT_X86_KERNELS
+/* avx512_repack.c: ndw (a multiple of 4) dwords of each of 16 rows, laid
+ * out [ndw][16 rows][4 bytes] at src, to dst + r * row_bytes (row r). Only
+ * after run-time detection of AVX-512. */
+void cit_r16_unpack_dwords_avx512(const unsigned char *src, size_t ndw, unsigned char *dst, size_t row_bytes);
+#endif
 
 /* The gemm contract (kernels.h) for an R16 matrix w of `type`, activations
  * packed by k: k's handling kernel's gemm_r16 where it has one, else

@@ -127,6 +127,9 @@ static void check_shape_layout(uint32_t type, struct shape s, bool raw, bool r16
             cit_r16_pack_group(type, w + g * row_bytes, row_bytes, w_used + g * row_bytes);
             cit_r16_unpack_group(type, w_used + g * row_bytes, row_bytes, back);
             assert_memory_equal(back, w + g * row_bytes, row_bytes * CIT_R16_ROWS);
+            memset(back, 0, row_bytes * CIT_R16_ROWS);
+            cit_r16_unpack_group_plain(type, w_used + g * row_bytes, row_bytes, back);
+            assert_memory_equal(back, w + g * row_bytes, row_bytes * CIT_R16_ROWS);
         }
         free(back);
     }
