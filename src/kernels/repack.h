@@ -90,6 +90,34 @@ static inline void cit_r16_passes(const void *w, size_t row_bytes, size_t r0, si
     }
 }
 
+/* The one-token (decode) loop of a native R16 gemm: the whole groups in
+ * [r0, r1) in pairs, group i with group i + n / 2 of the n, each pair read
+ * in lockstep by pair (two streams from memory at once, in the same order
+ * as one group at a time within each); the cut groups at the ends and an
+ * odd last one by pass, as cit_r16_passes. */
+typedef void (*cit_r16_pair_fn)(const unsigned char *ga, size_t ga0, const unsigned char *gb, size_t gb0,
+                                const void *ctx);
+static inline void cit_r16_decode_pairs(const void *w, size_t row_bytes, size_t r0, size_t r1, cit_r16_pass_fn pass,
+                                        cit_r16_pair_fn pair, const void *ctx)
+{
+    const size_t f0 = (r0 + CIT_R16_ROWS - 1) / CIT_R16_ROWS * CIT_R16_ROWS, f1 = r1 / CIT_R16_ROWS * CIT_R16_ROWS;
+    if (f0 >= f1) { /* no whole group */
+        cit_r16_passes(w, row_bytes, r0, r1, 1, 1, pass, ctx);
+        return;
+    }
+    if (r0 < f0)
+        cit_r16_passes(w, row_bytes, r0, f0, 1, 1, pass, ctx);
+    const size_t n = (f1 - f0) / CIT_R16_ROWS, half = n / 2;
+    for (size_t i = 0; i < half; i++) {
+        const size_t a0 = f0 + i * CIT_R16_ROWS, b0 = f0 + (i + half) * CIT_R16_ROWS;
+        pair((const unsigned char *)w + a0 * row_bytes, a0, (const unsigned char *)w + b0 * row_bytes, b0, ctx);
+    }
+    if (n % 2)
+        cit_r16_passes(w, row_bytes, f1 - CIT_R16_ROWS, f1, 1, 1, pass, ctx);
+    if (f1 < r1)
+        cit_r16_passes(w, row_bytes, f1, r1, 1, 1, pass, ctx);
+}
+
 /* True when k reads R16 natively for a batch of n_tokens (so repacking
  * speeds it up rather than adding a copy per group). */
 bool cit_r16_native(const struct cit_kernel *k, size_t n_tokens);

@@ -229,6 +229,14 @@ static void test_r16_matches_reference(void **state)
                         check_shape_layout(type, k, false, true);
                 }
             }
+    /* one token over ranges of several whole groups: the decode pairs (group i with i + n / 2,
+     * an odd one and the cut ends alone) */
+    static const uint32_t r16_types[] = {CIT_TYPE_Q4_0, CIT_TYPE_Q8_0, CIT_TYPE_Q4_K, CIT_TYPE_Q6_K};
+    for (size_t ti = 0; ti < sizeof r16_types / sizeof r16_types[0]; ti++)
+        for (size_t n_out = 256; n_out <= 400; n_out += 144) {
+            bool k = r16_types[ti] == CIT_TYPE_Q4_K || r16_types[ti] == CIT_TYPE_Q6_K;
+            check_shape_layout(r16_types[ti], (struct shape){k ? 512 : 160, n_out, 1}, true, true);
+        }
     /* a batch for the tiled and matrix-unit paths */
     check_shape_layout(CIT_TYPE_Q4_0, (struct shape){288, 64, 131}, true, true);
     check_shape_layout(CIT_TYPE_Q8_0, (struct shape){288, 64, 131}, true, true);
