@@ -229,8 +229,8 @@ static void test_r16_matches_reference(void **state)
                         check_shape_layout(type, k, false, true);
                 }
             }
-    /* one token over ranges of several whole groups: the decode pairs (group i with i + n / 2,
-     * an odd one and the cut ends alone) */
+    /* one token over ranges of several whole groups: Q4_0 / Q8_0 read them in decode pairs
+     * (group i with i + n / 2, an odd one and the cut ends alone) */
     static const uint32_t r16_types[] = {CIT_TYPE_Q4_0, CIT_TYPE_Q8_0, CIT_TYPE_Q4_K, CIT_TYPE_Q6_K};
     for (size_t ti = 0; ti < sizeof r16_types / sizeof r16_types[0]; ti++)
         for (size_t n_out = 256; n_out <= 400; n_out += 144) {
