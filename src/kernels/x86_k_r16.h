@@ -57,6 +57,19 @@ static KX_ALWAYS_INLINE void zr16_act(const uint8_t *act, size_t nsb, size_t s, 
     }
 }
 
+/* The NT tokens' activations of super-block s (zr16_act for each). */
+struct zr16_toks {
+    const uint8_t *qa[ZR16_T]; /* dword 0 of the token's codes */
+    int16_t bs[ZR16_T][16];
+    float yd[ZR16_T];
+};
+static KX_ALWAYS_INLINE void zr16_acts(const uint8_t *act, size_t nsb, size_t s, size_t tok0, const int NT,
+                                       const int tiled, struct zr16_toks *tk)
+{
+    for (int t = 0; t < NT; t++)
+        zr16_act(act, nsb, s, tok0 + (size_t)t, tiled, &tk->qa[t], tk->bs[t], &tk->yd[t]);
+}
+
 /* Bytes from one activation dword of a token to the next. */
 #define zr16_stride(tiled) ((tiled) ? (size_t)4 * KX_W : (size_t)4)
 
@@ -91,14 +104,11 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
         __m512i dd = _mm512_loadu_si512((const void *)g), s_lo, s_hi, m_lo, m_hi;
         kx_scales_rows(_mm512_loadu_si512((const void *)(g + 64)), _mm512_loadu_si512((const void *)(g + 128)),
                        _mm512_loadu_si512((const void *)(g + 192)), &s_lo, &s_hi, &m_lo, &m_hi);
-        const uint8_t *qa[ZR16_T]; /* dword 0 of the token's codes */
-        int16_t bs[ZR16_T][16];
-        float ydf[ZR16_T];
+        struct zr16_toks tk;
+        zr16_acts(act, nsb, s, tok0, NT, tiled, &tk);
         __m512i sumi[ZR16_T];
-        for (int t = 0; t < NT; t++) {
-            zr16_act(act, nsb, s, tok0 + (size_t)t, tiled, &qa[t], bs[t], &ydf[t]);
+        for (int t = 0; t < NT; t++)
             sumi[t] = _mm512_setzero_si512();
-        }
 #pragma GCC unroll 4
         for (int gi = 0; gi < 4; gi++) { /* elements 64 gi ..: sub-blocks 2 gi (low nibbles), 2 gi + 1 (high) */
             const __m512i sx = gi < 2 ? s_lo : s_hi;
@@ -115,7 +125,7 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
                 __m512i cl = _mm512_and_si512(v, m0f), ch = _mm512_and_si512(v, mf0);
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
-                    const uint8_t *ya = qa[t] + stride * (size_t)(16 * gi + k); /* elements 64 gi + 4k .. */
+                    const uint8_t *ya = tk.qa[t] + stride * (size_t)(16 * gi + k); /* elements 64 gi + 4k .. */
                     al[t] = _mm512_dpbusd_epi32(al[t], cl, _mm512_broadcastd_epi32(_mm_loadu_si32(ya)));
                     ah[t] = _mm512_dpbusd_epi32(ah[t], ch, _mm512_broadcastd_epi32(_mm_loadu_si32(ya + 8 * stride)));
                 }
@@ -127,8 +137,8 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
         const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
         const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
         for (int t = 0; t < NT; t++) {
-            __m512i summ = kx_summ_rows_bs(m_lo, m_hi, bs[t]);
-            __m512 yd = _mm512_set1_ps(ydf[t]);
+            __m512i summ = kx_summ_rows_bs(m_lo, m_hi, tk.bs[t]);
+            __m512 yd = _mm512_set1_ps(tk.yd[t]);
             __m512 t1 = _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi[t]));
             __m512 t2 = _mm512_mul_ps(_mm512_mul_ps(dmin, yd), _mm512_cvtepi32_ps(summ));
             sum[t] = _mm512_add_ps(sum[t], _mm512_sub_ps(t1, t2));
@@ -166,21 +176,18 @@ static KX_ALWAYS_INLINE void zr16_q6k(const uint8_t *grp, size_t nsb, unsigned l
             zr16_prefetch(g + 64 * (48 + k));
             scw[k] = _mm512_loadu_si512((const void *)(g + 64 * (48 + k)));
         }
-        const uint8_t *qa[ZR16_T];
-        int16_t bs[ZR16_T][16];
-        float ydf[ZR16_T];
+        struct zr16_toks tk;
+        zr16_acts(act, nsb, s, tok0, NT, tiled, &tk);
         __m512i sumi[ZR16_T];
-        for (int t = 0; t < NT; t++) {
-            zr16_act(act, nsb, s, tok0 + (size_t)t, tiled, &qa[t], bs[t], &ydf[t]);
+        for (int t = 0; t < NT; t++)
             sumi[t] = _mm512_setzero_si512();
-        }
 #pragma GCC unroll 4
         for (int hq = 0; hq < 4; hq++) { /* half n = hq / 2, dwords j = 4 (hq % 2) .. + 3 */
             const int n = hq >> 1, jb = 4 * (hq & 1);
             __m512i acc[ZR16_T][4]; /* sub-block 8n + 2i + jb / 4 */
             for (int t = 0; t < NT; t++)
                 for (int i = 0; i < 4; i++)
-                    acc[t][i] = _mm512_set1_epi32(-32 * (int32_t)bs[t][8 * n + 2 * i + jb / 4]);
+                    acc[t][i] = _mm512_set1_epi32(-32 * (int32_t)tk.bs[t][8 * n + 2 * i + jb / 4]);
 #pragma GCC unroll 4
             for (int jj = 0; jj < 4; jj++) {
                 const int j = jb + jj;
@@ -199,7 +206,7 @@ static KX_ALWAYS_INLINE void zr16_q6k(const uint8_t *grp, size_t nsb, unsigned l
 #pragma GCC unroll 4
                 for (int i = 0; i < 4; i++)
                     for (int t = 0; t < NT; t++) {
-                        const uint8_t *ya = qa[t] + stride * (size_t)(32 * n + 8 * i + j); /* element 128n+32i+4j */
+                        const uint8_t *ya = tk.qa[t] + stride * (size_t)(32 * n + 8 * i + j); /* element 128n+32i+4j */
                         acc[t][i] = _mm512_dpbusd_epi32(acc[t][i], w[i], _mm512_broadcastd_epi32(_mm_loadu_si32(ya)));
                     }
             }
@@ -213,7 +220,7 @@ static KX_ALWAYS_INLINE void zr16_q6k(const uint8_t *grp, size_t nsb, unsigned l
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(dreg + 32 * s)));
         for (int t = 0; t < NT; t++) {
-            __m512 tt = _mm512_mul_ps(d, _mm512_set1_ps(ydf[t]));
+            __m512 tt = _mm512_mul_ps(d, _mm512_set1_ps(tk.yd[t]));
             sum[t] = _mm512_add_ps(sum[t], _mm512_mul_ps(tt, _mm512_cvtepi32_ps(sumi[t])));
         }
     }
