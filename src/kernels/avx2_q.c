@@ -281,55 +281,60 @@ X2_INLINE void x2_tiled(const void *w, size_t row_bytes, size_t n_in, size_t r0,
                            * none at 4 shapes: +2-9%, 1024 +3-6% */
 #endif
 
-/* Lanes [lo, hi) of the group at grp for tokens tok0 .. tok0 + NT - 1 into yg (lane r: yg[t * ldy + r]). */
-X2_INLINE void x2_r16_group(const unsigned char *grp, size_t nb, size_t n_in, unsigned lo, unsigned hi,
-                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT)
+/* Lanes [lo, hi) of the G groups at grp[0 .. G - 1] (G = 2: two groups in
+ * lockstep, cit_r16_decode_pairs) for tokens tok0 .. tok0 + NT - 1 into
+ * yg[g] (lane r: yg[g][t * ldy + r]). */
+X2_INLINE void x2_r16_group(const unsigned char *const grps[2], size_t nb, size_t n_in, unsigned lo, unsigned hi,
+                            const void *act, size_t tok0, float *const ygs[2], size_t ldy, const int NT, const int G)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    const unsigned char *dreg = grp + 256 * nb;
     const int8_t *codes[XQ_DEC_T];
     const float *da[XQ_DEC_T];
     const int32_t *asum[XQ_DEC_T];
-    __m256 facc[XQ_DEC_T][2];
+    __m256 facc[2][XQ_DEC_T][2];
     for (int t = 0; t < NT; t++) {
         codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
         da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
         asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
-        facc[t][0] = facc[t][1] = _mm256_setzero_ps();
+        for (int g = 0; g < G; g++)
+            facc[g][t][0] = facc[g][t][1] = _mm256_setzero_ps();
     }
     for (size_t b = 0; b < nb; b++) {
-        const unsigned char *q = grp + 256 * b;
-        for (int k = 0; k < 4; k++) {
-            _mm_prefetch((const char *)q + XQ2_R16_PF + 64 * k, XQ2_PF_HINT);
-            if (XQ2_R16_PF_L1)
-                _mm_prefetch((const char *)q + XQ2_R16_PF_L1 + 64 * k, _MM_HINT_T0);
-        }
-        _mm_prefetch((const char *)dreg + 32 * b + XQ2_R16_PF / 8, XQ2_PF_HINT);
         const size_t aoff = (b >> 2) * 128 + (b & 3) * 16; /* block b's codes in the decode format */
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m256i s16[XQ_DEC_T];
-            for (int t = 0; t < NT; t++)
-                s16[t] = _mm256_setzero_si256();
-#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            const unsigned char *q = grps[g] + 256 * b, *dreg = grps[g] + 256 * nb;
             for (int k = 0; k < 4; k++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(q + 64 * k + 32 * h));
-                __m256i cl = _mm256_and_si256(v, m4), ch = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                _mm_prefetch((const char *)q + XQ2_R16_PF + 64 * k, XQ2_PF_HINT);
+                if (XQ2_R16_PF_L1)
+                    _mm_prefetch((const char *)q + XQ2_R16_PF_L1 + 64 * k, _MM_HINT_T0);
+            }
+            _mm_prefetch((const char *)dreg + 32 * b + XQ2_R16_PF / 8, XQ2_PF_HINT);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256i s16[XQ_DEC_T];
+                for (int t = 0; t < NT; t++)
+                    s16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(q + 64 * k + 32 * h));
+                    __m256i cl = _mm256_and_si256(v, m4), ch = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) {
+                        const int8_t *a = codes[t] + aoff + 4 * k;
+                        __m256i al = _mm256_broadcastd_epi32(_mm_loadu_si32(a));
+                        __m256i ah = _mm256_broadcastd_epi32(_mm_loadu_si32(a + 64));
+                        s16[t] = _mm256_add_epi16(s16[t], _mm256_add_epi16(_mm256_maddubs_epi16(cl, al),
+                                                                           _mm256_maddubs_epi16(ch, ah)));
+                    }
+                }
+                const __m256 dw =
+                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(dreg + 32 * b + 16 * h)));
 #pragma GCC unroll 3
                 for (int t = 0; t < NT; t++) {
-                    const int8_t *a = codes[t] + aoff + 4 * k;
-                    __m256i al = _mm256_broadcastd_epi32(_mm_loadu_si32(a));
-                    __m256i ah = _mm256_broadcastd_epi32(_mm_loadu_si32(a + 64));
-                    s16[t] = _mm256_add_epi16(s16[t], _mm256_add_epi16(_mm256_maddubs_epi16(cl, al),
-                                                                       _mm256_maddubs_epi16(ch, ah)));
+                    __m256i si = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(8 * asum[t][b]));
+                    __m256 sc = x2_mul(dw, _mm256_set1_ps(da[t][b]));
+                    facc[g][t][h] = _mm256_add_ps(facc[g][t][h], x2_mul(_mm256_cvtepi32_ps(si), sc));
                 }
-            }
-            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(dreg + 32 * b + 16 * h)));
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) {
-                __m256i si = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(8 * asum[t][b]));
-                __m256 sc = x2_mul(dw, _mm256_set1_ps(da[t][b]));
-                facc[t][h] = _mm256_add_ps(facc[t][h], x2_mul(_mm256_cvtepi32_ps(si), sc));
             }
         }
     }
@@ -338,8 +343,9 @@ X2_INLINE void x2_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
         __m256i l = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * h));
         __m256i mask = _mm256_and_si256(_mm256_cmpgt_epi32(l, _mm256_set1_epi32((int)lo - 1)),
                                         _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), l));
-        for (int t = 0; t < NT; t++)
-            _mm256_maskstore_ps(yg + (tok0 + (size_t)t) * ldy + 8 * h, mask, facc[t][h]);
+        for (int g = 0; g < G; g++)
+            for (int t = 0; t < NT; t++)
+                _mm256_maskstore_ps(ygs[g] + (tok0 + (size_t)t) * ldy + 8 * h, mask, facc[g][t][h]);
     }
 }
 
@@ -356,12 +362,23 @@ static void x2_r16_pass(const unsigned char *grp, size_t g0, unsigned lo, unsign
                         const void *ctx)
 {
     const struct x2_r16_ctx *c = ctx;
+    const unsigned char *const gs[2] = {grp, grp};
+    float *const ys[2] = {c->y + g0, c->y + g0};
     if (n == 3)
-        x2_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, 3);
+        x2_r16_group(gs, c->nb, c->n_in, lo, hi, c->act, t0, ys, c->ldy, 3, 1);
     else if (n == 2)
-        x2_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, 2);
+        x2_r16_group(gs, c->nb, c->n_in, lo, hi, c->act, t0, ys, c->ldy, 2, 1);
     else
-        x2_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, 1);
+        x2_r16_group(gs, c->nb, c->n_in, lo, hi, c->act, t0, ys, c->ldy, 1, 1);
+}
+
+/* Two whole groups for one token (cit_r16_decode_pairs). */
+static void x2_r16_pair(const unsigned char *ga, size_t a0, const unsigned char *gb, size_t b0, const void *ctx)
+{
+    const struct x2_r16_ctx *c = ctx;
+    const unsigned char *const gs[2] = {ga, gb};
+    float *const ys[2] = {c->y + a0, c->y + b0};
+    x2_r16_group(gs, c->nb, c->n_in, 0, CIT_R16_ROWS, c->act, 0, ys, c->ldy, 1, 2);
 }
 
 /* gemm_r16 of the Q4_0 kernel: natively for the decode format's batches,
@@ -374,7 +391,10 @@ static void x2_q4_gemm_r16(const void *w, size_t row_bytes, size_t n_in, size_t 
         return;
     }
     const struct x2_r16_ctx c = {n_in / CIT_QK, n_in, ldy, act, y};
-    cit_r16_passes(w, row_bytes, r0, r1, n_tokens, XQ_DEC_T, x2_r16_pass, &c);
+    if (n_tokens == 1)
+        cit_r16_decode_pairs(w, row_bytes, r0, r1, x2_r16_pass, x2_r16_pair, &c);
+    else
+        cit_r16_passes(w, row_bytes, r0, r1, n_tokens, XQ_DEC_T, x2_r16_pass, &c);
 }
 
 /* ---- the kernels ---- */
