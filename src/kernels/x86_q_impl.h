@@ -521,7 +521,8 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
 /* Bytes ahead in the group's code stream that the R16 path prefetches into
  * L2 (XQ_PF_HINT; its scales 1/8 as far). Paired runs from memory, 2
  * threads (bench/kernel_ab.c, KAB_R16=2), then into L1: 1024 lost 12%, 2048
- * 2%, 8192 5-6% against 4096; into L2, 2048 and 8192 lost 6-7%. */
+ * 2%, 8192 5-6% against 4096; into L2 (with the L1 prefetch below), 2048
+ * lost 6-12% and 8192 3-7%. */
 #define XQ_R16_PF 4096
 #endif
 #ifndef XQ_R16_PF_L1
@@ -541,8 +542,8 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
  * the block's weight sum (one dot against 128s per block, shared by the
  * tokens). Either way the block integer is exact. Two groups far apart
  * are two streams from memory at once: paired against one group at a time
- * (one token, 2 threads, Q4_0 at TinyLlama's shapes) +4-9%; two adjacent
- * groups gave +1-6%. */
+ * (one token, 2 threads, TinyLlama's shapes) Q4_0 +4-6%, Q8_0 +1-5%; two
+ * adjacent groups gave Q4_0 +1-6%. */
 XQ_INLINE void xq_r16_group(const unsigned char *const grps[2], size_t nb, size_t n_in, unsigned lo, unsigned hi,
                             const void *act, size_t tok0, float *const ygs[2], size_t ldy, const int NT, const int q4,
                             const int tiled, const int G)
