@@ -26,7 +26,13 @@
  * the same build (a.o and b.o from one source), which compares layouts.
  * KAB_R16=2: both read the R16 copy (two builds of the R16 kernel).
  * KAB_NOCHECK=1: print even when the outputs differ (a B stripped of its
- * arithmetic, to time the loads alone). */
+ * arithmetic, to time the loads alone).
+ * KAB_PLAIN=1: a third arm per round reads B's weight bytes with plain zmm
+ * loads (the probe's loop, split by rows as B is), so each round also gives
+ * B's share of what a plain read of the same bytes reached at that moment;
+ * the rounds are split at 45 GB/s of plain read, for hosts whose bandwidth
+ * swings between two levels (docs/benchmarks.md). */
+#include <immintrin.h>
 #include <stdio.h>
 #include <sys/mman.h>
 
@@ -48,6 +54,29 @@ static unsigned char *weights_alloc(size_t bytes)
     if (p)
         madvise(p, padded, MADV_HUGEPAGE);
     return p;
+}
+
+struct plain_job {
+    const unsigned char *w;
+    size_t row_bytes;
+    uint64_t sink[64];
+};
+
+/* A cit_parallel_fn: rows [begin, end) of plain_job's matrix read with
+ * four zmm accumulators (as the bandwidth probe). */
+__attribute__((target("avx512f"))) static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
+{
+    struct plain_job *j = arg;
+    const unsigned char *p = j->w + begin * j->row_bytes, *e = j->w + end * j->row_bytes;
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    for (; p + 256 <= e; p += 256) {
+        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p));
+        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + 64));
+        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + 128));
+        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + 192));
+    }
+    s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
+    j->sink[tid % 64] += (uint64_t)_mm512_reduce_add_epi64(s0);
 }
 
 void kernels_a(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
@@ -117,8 +146,23 @@ int main(int argc, char **argv)
             return 1;
         ks[v]->pack(x, n_in, nt, 0, nt, act[v]);
     }
+    const char *plaine = getenv("KAB_PLAIN");
+    const int plain = plaine && *plaine == '1';
+    double *share = malloc((size_t)rounds * sizeof(double)), *pgbs = malloc((size_t)rounds * sizeof(double));
+    if (!share || !pgbs)
+        return 1;
+    struct plain_job pj = {.row_bytes = (size_t)rb};
     for (int r = -2; r < rounds; r++) { /* two rounds of warm-up */
-        double dt[2];
+        double dt[2], dp = 0;
+        if (plain) {
+            double t0 = now();
+            for (int it = 0; it < inner; it++)
+                for (size_t c = 0; c < copies; c++) {
+                    pj.w = (r16 ? wb : w) + c * mat;
+                    cit_threadpool_for(pool, n_out, 16, plain_fn, &pj);
+                }
+            dp = now() - t0;
+        }
         for (int o = 0; o < 2; o++) {
             int v = (r & 1) ? 1 - o : o; /* which build goes first flips every round */
             const int rv = v == 1 ? r16 : r16a;
@@ -136,11 +180,30 @@ int main(int argc, char **argv)
         for (int v = 0; v < 2; v++)
             gbs[v][r] = (double)mat * (double)copies * inner / dt[v] * 1e-9;
         ratio[r] = dt[0] / dt[1];
+        pgbs[r] = plain ? (double)mat * (double)copies * inner / dp * 1e-9 : 0;
+        share[r] = plain ? dp / dt[1] : 0;
     }
     const char *nocheck = getenv("KAB_NOCHECK"); /* 1: time a B that computes something else (a bound) */
     if (memcmp(y[0], y[1], n_out * nt * sizeof(float)) && !(nocheck && *nocheck == '1')) {
         fprintf(stderr, "kernel_ab: the two builds gave different outputs\n");
         return 1;
+    }
+    if (plain) { /* B's share of the plain read, per round, split by the host's level */
+        for (int lvl = 0; lvl < 2; lvl++) {
+            double sh[1000], pg[1000];
+            int n = 0;
+            for (int r = 0; r < rounds; r++)
+                if ((pgbs[r] >= 45.0) == lvl) {
+                    sh[n] = share[r];
+                    pg[n++] = pgbs[r];
+                }
+            if (!n)
+                continue;
+            qsort(sh, (size_t)n, sizeof(double), cmp_double);
+            qsort(pg, (size_t)n, sizeof(double), cmp_double);
+            printf("plain read %s 45 GB/s: %d round(s), plain %.2f GB/s, B/plain %.3f (quartiles %.3f-%.3f)\n",
+                   lvl ? ">=" : "<", n, pg[n / 2], sh[n / 2], sh[n / 4], sh[(3 * n) / 4]);
+        }
     }
     qsort(gbs[0], (size_t)rounds, sizeof(double), cmp_double);
     qsort(gbs[1], (size_t)rounds, sizeof(double), cmp_double);

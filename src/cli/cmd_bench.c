@@ -58,6 +58,9 @@ struct row {
     double mean, sd;
     double per_token;    /* pp: operations per token; tg: bytes read per token */
     double frac;         /* of the limit; < 0 when not measured */
+    double *bw_at;       /* tg: (reps) GB/s read around each repetition (the higher of the probes just before
+                          * and just after it), its limit; NULL without the probes */
+    double frac_startup; /* tg with bw_at: the fraction against the start-up probe instead; < 0 otherwise */
 };
 
 struct model_entry {
@@ -71,7 +74,15 @@ struct probe_entry {
     unsigned n_threads;
     struct cit_probe_result r;
     int ok;
+    struct cit_bw_probe *around; /* the bandwidth read around tg repetitions (created at the first) */
+    int around_failed;
 };
+
+/* The bandwidth read around each generation repetition: a shared host's
+ * read bandwidth can move by half within seconds (docs/bench.md), so each
+ * repetition is measured against what the memory gave just then. */
+#define BENCH_AROUND_MIB 256 /* buffer (at most --probe-mib): 8x a large last-level cache */
+#define BENCH_AROUND_PASSES 3u
 
 static void usage(FILE *f)
 {
@@ -385,6 +396,24 @@ static const struct probe_entry *probe_for(const struct bench_state *s, unsigned
     return NULL;
 }
 
+/* The thread count's around-probe, made at its first use; NULL without
+ * the probes or when it cannot be made (then the start-up probe serves). */
+static struct cit_bw_probe *around_probe(struct bench_state *s, unsigned n_threads)
+{
+    struct probe_entry *p = (struct probe_entry *)probe_for(s, n_threads);
+    if (!p || p->around || p->around_failed)
+        return p ? p->around : NULL;
+    long long mib = s->o->probe_mib < BENCH_AROUND_MIB ? s->o->probe_mib : BENCH_AROUND_MIB;
+    char err[512];
+    if (cit_bw_probe_new(n_threads, (uint64_t)mib << 20, &p->around, err, sizeof err) != CIT_OK) {
+        p->around_failed = 1;
+        progress_end();
+        fprintf(stderr, "citadel bench: the bandwidth probe around tg repetitions failed (the start-up probe is "
+                        "used): %s\n", err);
+    }
+    return p->around;
+}
+
 static struct row *add_row(struct bench_state *s, int model, enum row_kind kind, unsigned t, unsigned b,
                            long long n_tokens)
 {
@@ -397,10 +426,15 @@ static struct row *add_row(struct bench_state *s, int model, enum row_kind kind,
         s->cap_rows = cap;
     }
     struct row *r = &s->rows[s->n_rows];
-    *r = (struct row){.model = model, .kind = kind, .n_threads = t, .n_batch = b, .n_tokens = n_tokens, .frac = -1};
+    *r = (struct row){
+        .model = model, .kind = kind, .n_threads = t, .n_batch = b, .n_tokens = n_tokens, .frac = -1, .frac_startup = -1};
     r->samples = calloc((size_t)s->o->reps, sizeof *r->samples);
     if (!r->samples)
         return NULL;
+    if (kind == ROW_TG && !(r->bw_at = calloc((size_t)s->o->reps, sizeof *r->bw_at))) {
+        free(r->samples);
+        return NULL;
+    }
     s->n_rows++;
     return r;
 }
@@ -446,6 +480,16 @@ static void finish_row(const struct bench_state *s, struct row *r)
     double peak = lim && p ? lim->peak(&p->r) * 1e9 : 0;
     if (peak > 0)
         r->frac = r->mean * r->per_token / peak;
+    bool around = r->kind == ROW_TG && r->n_samples > 0;
+    for (int i = 0; around && i < r->n_samples; i++)
+        around = r->bw_at[i] > 0;
+    if (around) { /* the mean of each repetition's fraction of the bandwidth around it */
+        double f = 0;
+        for (int i = 0; i < r->n_samples; i++)
+            f += r->samples[i] * r->per_token / (r->bw_at[i] * 1e9);
+        r->frac_startup = r->frac;
+        r->frac = f / r->n_samples;
+    }
 }
 
 /* Every test of one model on one (threads, batch) context. first: this is
@@ -503,11 +547,18 @@ static int bench_config(struct bench_state *s, int mi, unsigned t, unsigned b, b
         struct row *r = add_row(s, mi, ROW_TG, t, 1, n);
         if (!r)
             goto oom;
-        double secs;
+        double secs, bw_before = 0, bw_after = 0;
+        struct cit_bw_probe *around = around_probe(s, t);
+        if (around && cit_bw_probe_read(around, BENCH_AROUND_PASSES, &bw_before, err, sizeof err) != CIT_OK)
+            bw_before = 0; /* no limit for this repetition: the start-up probe serves the row */
         for (long long rep = 0; rep < o->reps; rep++) {
             progress("%s t=%u tg%lld rep %lld/%lld", label, t, n, rep + 1, o->reps);
             if (!run_gen(ctx, s->ids, n, &secs, err, sizeof err))
                 goto fail;
+            if (around && cit_bw_probe_read(around, BENCH_AROUND_PASSES, &bw_after, err, sizeof err) != CIT_OK)
+                bw_after = 0;
+            r->bw_at[r->n_samples] = bw_before > 0 && bw_after > 0 ? fmax(bw_before, bw_after) : 0;
+            bw_before = bw_after;
             r->samples[r->n_samples++] = secs > 0 ? (double)n / secs : 0;
         }
         finish_row(s, r);
@@ -687,7 +738,29 @@ static void print_md(const struct bench_state *s, const char *cpu)
                    "its %% of the memory-bandwidth limit understates the ceiling and can pass 100%%\n",
                    fmt_bytes((uint64_t)llc, b3, sizeof b3));
     }
-    printf("%% of limit: tg = t/s x bytes per token / read bandwidth (bw); pp = t/s x operations per token / "
+    bool header = false;
+    for (int i = 0; i < s->n_rows; i++) {
+        const struct row *r = &s->rows[i];
+        if (r->kind != ROW_TG || r->frac_startup < 0)
+            continue;
+        double lo = r->bw_at[0], hi = r->bw_at[0];
+        for (int k = 1; k < r->n_samples; k++) {
+            lo = fmin(lo, r->bw_at[k]);
+            hi = fmax(hi, r->bw_at[k]);
+        }
+        if (!header) {
+            char b[32];
+            printf("tg rows: memory read probed just before and after each repetition (%s, best of %u), the higher "
+                   "of the two its limit, as a shared host's bandwidth can move within seconds:\n",
+                   fmt_bytes(cit_bw_probe_bytes(probe_for(s, r->n_threads)->around), b, sizeof b), BENCH_AROUND_PASSES);
+            header = true;
+        }
+        printf("  %s t=%u tg%lld: %.2f-%.2f GB/s around its repetitions, %.1f%% of that; %.1f%% of the start-up "
+               "probe\n",
+               model_label(o->models[r->model]), r->n_threads, r->n_tokens, lo, hi, r->frac * 100,
+               r->frac_startup * 100);
+    }
+    printf("%% of limit: tg = t/s x bytes per token / read bandwidth (bw, probed around each repetition); pp = t/s x operations per token / "
            "peak of int8 dot or int8 matrix unit where there is one (quantized weights), or f32 FMA (float weights). "
            "See docs/bench.md.\n");
 }
@@ -758,6 +831,13 @@ static int print_json(const struct bench_state *s, const char *cpu)
                           (json_int_t)r->n_samples, "samples_ts", samples, "avg_ts", r->mean, "stddev_ts", r->sd,
                           r->kind == ROW_PP ? "ops_per_token" : "bytes_per_token", r->per_token, "limit",
                           row_limit(s, r)->name, "limit_fraction", r->frac >= 0 ? json_real(r->frac) : json_null());
+            if (j && r->frac_startup >= 0) { /* tg measured against the bandwidth around each repetition */
+                json_t *bw = json_array();
+                for (int k = 0; bw && k < r->n_samples; k++)
+                    json_array_append_new(bw, json_real(r->bw_at[k]));
+                json_object_set_new(j, "limit_gbs_samples", bw ? bw : json_null());
+                json_object_set_new(j, "limit_fraction_startup_probe", json_real(r->frac_startup));
+            }
         }
         if (!j)
             goto oom;
@@ -838,8 +918,12 @@ int cmd_bench(int argc, char **argv)
     fflush(stdout);
 out:
     progress_end();
-    for (int i = 0; i < s.n_rows; i++)
+    for (int i = 0; i < s.n_rows; i++) {
         free(s.rows[i].samples);
+        free(s.rows[i].bw_at);
+    }
+    for (int i = 0; i < s.n_probes; i++)
+        cit_bw_probe_free(s.probes[i].around);
     free(s.rows);
     for (int mi = 0; s.models && mi < o.n_models; mi++)
         cit_model_free(s.models[mi].m);

@@ -205,33 +205,88 @@ static unsigned char *map_buffer(uint64_t want, uint64_t *got)
     return NULL;
 }
 
-static enum cit_status probe_read(const struct cit_probe_kernels *k, struct job *jobs, unsigned n, uint64_t want,
-                                  unsigned passes, struct cit_probe_result *out, char *err, size_t errlen)
+/* A bandwidth buffer kept mapped and touched between reads, so a read
+ * costs only its passes. */
+struct cit_bw_probe {
+    struct cit_probe_kernels k;
+    unsigned n;
+    struct job *jobs;
+    unsigned char *buf;
+    uint64_t mapped; /* bytes mapped (the buffer) */
+    size_t slice;    /* bytes each thread reads */
+};
+
+enum cit_status cit_bw_probe_new(unsigned n_threads, uint64_t read_bytes, struct cit_bw_probe **out, char *err,
+                                 size_t errlen)
 {
-    uint64_t bytes = 0;
-    unsigned char *buf = map_buffer(want, &bytes);
-    if (!buf)
+    if (!out)
+        return cit_fail(CIT_ERR_INVALID_ARG, err, errlen, "cit_bw_probe_new: NULL result");
+    *out = NULL;
+    unsigned n = n_threads ? n_threads : cit_cpu_physical_cores();
+    uint64_t want = read_bytes ? read_bytes : CIT_PROBE_DEFAULT_READ_BYTES;
+    if (n > CIT_PROBE_MAX_THREADS)
+        return cit_fail(CIT_ERR_RANGE, err, errlen, "probe: %u threads, at most %u", n, CIT_PROBE_MAX_THREADS);
+    if (want < CIT_PROBE_MIN_READ_BYTES)
+        return cit_fail(CIT_ERR_RANGE, err, errlen, "probe: read buffer of %llu bytes, at least %llu",
+                        (unsigned long long)want, (unsigned long long)CIT_PROBE_MIN_READ_BYTES);
+    if (want > SIZE_MAX / 2)
+        want = SIZE_MAX / 2;
+    struct cit_bw_probe *p = calloc(1, sizeof *p);
+    if (!p || !(p->jobs = calloc(n, sizeof *p->jobs))) {
+        free(p);
+        return cit_fail(CIT_ERR_NOMEM, err, errlen, "probe: out of memory for %u thread jobs", n);
+    }
+    p->n = n;
+    pick_kernels(cit_isa_active(), &p->k);
+    if (!(p->buf = map_buffer(want, &p->mapped))) {
+        cit_bw_probe_free(p);
         return cit_fail(CIT_ERR_NOMEM, err, errlen, "probe: cannot map a bandwidth buffer of even %llu bytes",
                         (unsigned long long)CIT_PROBE_MIN_READ_BYTES);
-    /* Equal slices, each a multiple of 4 KiB (so of 256 and of 64-byte alignment). */
-    size_t slice = (size_t)(bytes / n) & ~(size_t)4095;
-    enum cit_status st = CIT_OK;
-    double t, best = 0;
-    for (unsigned i = 0; i < n; i++)
-        jobs[i] = (struct job){.k = k, .kind = JOB_TOUCH, .buf = buf + (size_t)i * slice, .bytes = slice};
-    st = run_pass(jobs, n, &t, err, errlen); /* first touch by the thread that reads it (NUMA placement) */
-    for (unsigned p = 0; st == CIT_OK && p <= passes; p++) {
-        for (unsigned i = 0; i < n; i++)
-            jobs[i].kind = JOB_READ;
-        st = run_pass(jobs, n, &t, err, errlen);
-        if (p > 0 && t > 0 && (double)slice * n / t > best) /* pass 0 warms the TLB and the threads */
-            best = (double)slice * n / t;
     }
-    munmap(buf, (size_t)bytes);
-    out->read_gbs = best / 1e9;
-    out->read_bytes = (uint64_t)slice * n;
-    out->read_insn = k->read_insn;
-    return st;
+    /* Equal slices, each a multiple of 4 KiB (so of 256 and of 64-byte alignment). */
+    p->slice = (size_t)(p->mapped / n) & ~(size_t)4095;
+    for (unsigned i = 0; i < n; i++)
+        p->jobs[i] = (struct job){.k = &p->k, .kind = JOB_TOUCH, .buf = p->buf + (size_t)i * p->slice, .bytes = p->slice};
+    double t;
+    enum cit_status st = run_pass(p->jobs, n, &t, err, errlen); /* first touch by the thread that reads it (NUMA) */
+    for (unsigned i = 0; i < n; i++)
+        p->jobs[i].kind = JOB_READ;
+    if (st == CIT_OK) /* a first read warms the TLB and the threads */
+        st = run_pass(p->jobs, n, &t, err, errlen);
+    if (st != CIT_OK) {
+        cit_bw_probe_free(p);
+        return st;
+    }
+    *out = p;
+    return CIT_OK;
+}
+
+enum cit_status cit_bw_probe_read(struct cit_bw_probe *p, unsigned passes, double *gbs, char *err, size_t errlen)
+{
+    if (!p || !gbs)
+        return cit_fail(CIT_ERR_INVALID_ARG, err, errlen, "cit_bw_probe_read: NULL argument");
+    double t, best = 0;
+    for (unsigned i = 0; i < (passes ? passes : CIT_PROBE_DEFAULT_PASSES); i++) {
+        enum cit_status st = run_pass(p->jobs, p->n, &t, err, errlen);
+        if (st != CIT_OK)
+            return st;
+        if (t > 0 && (double)p->slice * p->n / t > best)
+            best = (double)p->slice * p->n / t;
+    }
+    *gbs = best / 1e9;
+    return CIT_OK;
+}
+
+uint64_t cit_bw_probe_bytes(const struct cit_bw_probe *p) { return p ? (uint64_t)p->slice * p->n : 0; }
+
+void cit_bw_probe_free(struct cit_bw_probe *p)
+{
+    if (!p)
+        return;
+    if (p->buf)
+        munmap(p->buf, (size_t)p->mapped);
+    free(p->jobs);
+    free(p);
 }
 
 /* Best rate (ops/s) of an ops_per_iter loop on n threads. */
@@ -269,25 +324,25 @@ enum cit_status cit_probe_run(const struct cit_probe_params *p, struct cit_probe
         return cit_fail(CIT_ERR_INVALID_ARG, err, errlen, "cit_probe_run: NULL result");
     memset(out, 0, sizeof *out);
     unsigned n = p && p->n_threads ? p->n_threads : cit_cpu_physical_cores();
-    uint64_t want = p && p->read_bytes ? p->read_bytes : CIT_PROBE_DEFAULT_READ_BYTES;
     unsigned passes = p && p->passes ? p->passes : CIT_PROBE_DEFAULT_PASSES;
-    if (n > CIT_PROBE_MAX_THREADS)
-        return cit_fail(CIT_ERR_RANGE, err, errlen, "probe: %u threads, at most %u", n, CIT_PROBE_MAX_THREADS);
-    if (want < CIT_PROBE_MIN_READ_BYTES)
-        return cit_fail(CIT_ERR_RANGE, err, errlen, "probe: read buffer of %llu bytes, at least %llu",
-                        (unsigned long long)want, (unsigned long long)CIT_PROBE_MIN_READ_BYTES);
-    if (want > SIZE_MAX / 2)
-        want = SIZE_MAX / 2;
+    struct cit_bw_probe *bw = NULL; /* checks n and the buffer size */
+    enum cit_status st = cit_bw_probe_new(n, p ? p->read_bytes : 0, &bw, err, errlen);
+    if (st == CIT_OK)
+        st = cit_bw_probe_read(bw, passes, &out->read_gbs, err, errlen);
+    out->read_bytes = cit_bw_probe_bytes(bw);
+    cit_bw_probe_free(bw);
+    if (st != CIT_OK)
+        return st;
     struct cit_probe_kernels k;
     out->isa = cit_isa_active();
     out->n_threads = n;
     pick_kernels(out->isa, &k);
+    out->read_insn = k.read_insn;
     struct job *jobs = calloc(n, sizeof *jobs);
     if (!jobs)
         return cit_fail(CIT_ERR_NOMEM, err, errlen, "probe: out of memory for %u thread jobs", n);
-    enum cit_status st = probe_read(&k, jobs, n, want, passes, out, err, errlen);
     double r = 0;
-    if (st == CIT_OK && (st = probe_compute(&k, jobs, n, JOB_DOT, k.dot_ops_per_iter, passes, &r, err, errlen)) == CIT_OK)
+    if ((st = probe_compute(&k, jobs, n, JOB_DOT, k.dot_ops_per_iter, passes, &r, err, errlen)) == CIT_OK)
         out->dot_gops = r / 1e9;
     if (st == CIT_OK && (st = probe_compute(&k, jobs, n, JOB_FMA, k.fma_ops_per_iter, passes, &r, err, errlen)) == CIT_OK)
         out->fma_gflops = r / 1e9;

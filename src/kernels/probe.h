@@ -52,6 +52,19 @@ struct cit_probe_result {
 enum cit_status cit_probe_run(const struct cit_probe_params *p, struct cit_probe_result *out, char *err,
                               size_t errlen);
 
+/* A bandwidth probe kept ready between tests: the buffer (read_bytes, 0 =
+ * the default; halved while it cannot be had) is mapped, touched and read
+ * once by cit_bw_probe_new, so each cit_bw_probe_read costs only its passes
+ * (best of; 0 = the default). `citadel bench` reads one around every
+ * generation repetition, because the bandwidth a shared host gives can
+ * change within seconds (docs/bench.md). Errors as cit_probe_run's. */
+struct cit_bw_probe;
+enum cit_status cit_bw_probe_new(unsigned n_threads, uint64_t read_bytes, struct cit_bw_probe **out, char *err,
+                                 size_t errlen);
+enum cit_status cit_bw_probe_read(struct cit_bw_probe *p, unsigned passes, double *gbs, char *err, size_t errlen);
+uint64_t cit_bw_probe_bytes(const struct cit_bw_probe *p); /* bytes one pass reads */
+void cit_bw_probe_free(struct cit_bw_probe *p);
+
 /* ---- per-ISA loops (internal; called only after run-time dispatch) ----
  * read: sums `bytes` (a multiple of 256) from buf, 64-byte aligned.
  * fma / dot: run `iters` iterations of the unrolled body. Each kernel set

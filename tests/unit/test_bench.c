@@ -4,6 +4,7 @@
  * "% of limit" column, checked against sizes worked out by hand from the
  * shared models' published shapes (tests/../shared/README.md). Nothing here
  * asserts on speed: measured rates are only required to be positive. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -269,7 +270,7 @@ static void test_probe_and_markdown(void **state)
 {
     (void)state;
     char args[2048];
-    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -t 1 -r 1 --probe-mib 8 -o json", test_shared_quoted(MICRO_Q4));
+    snprintf(args, sizeof args, "bench -m %s -p 8 -n 4 -t 1 -r 2 --probe-mib 8 -o json", test_shared_quoted(MICRO_Q4));
     struct test_cli r = test_cli_run(args);
     assert_int_equal(r.status, 0);
     json_t *j = parse_json(r.out);
@@ -290,11 +291,31 @@ static void test_probe_and_markdown(void **state)
         assert_non_null(strstr(str(p, "tile_insn"), "tdpbssd"));
     }
     json_t *rows = json_object_get(j, "rows");
+    int seen_tg = 0;
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *row = json_array_get(rows, i);
-        if (strcmp(str(row, "test"), "ttft"))
-            assert_true(num(row, "limit_fraction") > 0);
+        if (!strcmp(str(row, "test"), "ttft"))
+            continue;
+        assert_true(num(row, "limit_fraction") > 0);
+        if (strcmp(str(row, "kind"), "tg"))
+            continue;
+        /* tg: one bandwidth per repetition, read around it, and the row's fraction is the mean of
+         * each repetition's rate x bytes per token / its bandwidth */
+        seen_tg++;
+        json_t *bw = json_object_get(row, "limit_gbs_samples"), *ts = json_object_get(row, "samples_ts");
+        assert_int_equal(json_array_size(bw), 2);
+        double f = 0;
+        for (size_t k = 0; k < 2; k++) {
+            double g = json_number_value(json_array_get(bw, k));
+            assert_true(g > 0);
+            f += json_number_value(json_array_get(ts, k)) * num(row, "bytes_per_token") / (g * 1e9) / 2;
+        }
+        assert_true(fabs(f - num(row, "limit_fraction")) <= 1e-9 * f);
+        /* the start-up probe's fraction is kept beside it */
+        double startup = num(row, "avg_ts") * num(row, "bytes_per_token") / (num(p, "read_gbs") * 1e9);
+        assert_true(fabs(startup - num(row, "limit_fraction_startup_probe")) <= 1e-9 * startup);
     }
+    assert_int_equal(seen_tg, 1);
     json_decref(j);
     test_cli_free(&r);
 
@@ -309,6 +330,8 @@ static void test_probe_and_markdown(void **state)
     assert_int_equal(strstr(r.out, "GOPS (tdpbssd") != NULL, tiles);
     assert_non_null(strstr(r.out, "% bw |"));
     assert_non_null(strstr(r.out, "memory read"));
+    assert_non_null(strstr(r.out, "t=1 tg4: "));
+    assert_non_null(strstr(r.out, "GB/s around its repetitions"));
     assert_non_null(strstr(r.out, " ± "));
     assert_string_equal(r.err, ""); /* progress only on a terminal */
     test_cli_free(&r);
@@ -419,6 +442,32 @@ static void test_probe_bad_params(void **state)
     assert_int_equal(cit_probe_run(NULL, NULL, err, sizeof err), CIT_ERR_INVALID_ARG);
 }
 
+/* The probe kept between reads: the same limits as cit_probe_run, a buffer
+ * split evenly across the threads, and a positive rate on every read. */
+static void test_bw_probe(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    struct cit_bw_probe *bw = (struct cit_bw_probe *)&err; /* must be cleared on failure */
+    assert_int_equal(cit_bw_probe_new(1, 4096, &bw, err, sizeof err), CIT_ERR_RANGE);
+    assert_null(bw);
+    assert_non_null(strstr(err, "4096"));
+    assert_int_equal(cit_bw_probe_new(CIT_PROBE_MAX_THREADS + 1, 0, &bw, err, sizeof err), CIT_ERR_RANGE);
+    assert_int_equal(cit_bw_probe_new(1, 0, NULL, err, sizeof err), CIT_ERR_INVALID_ARG);
+    assert_int_equal(cit_bw_probe_new(3, (uint64_t)6 << 20, &bw, err, sizeof err), CIT_OK);
+    /* three slices, each a multiple of 4 KiB: 2 MiB each */
+    assert_int_equal(cit_bw_probe_bytes(bw), (uint64_t)6 << 20);
+    for (int i = 0; i < 2; i++) {
+        double g = 0;
+        assert_int_equal(cit_bw_probe_read(bw, 2, &g, err, sizeof err), CIT_OK);
+        assert_true(g > 0);
+    }
+    assert_int_equal(cit_bw_probe_read(bw, 1, NULL, err, sizeof err), CIT_ERR_INVALID_ARG);
+    cit_bw_probe_free(bw);
+    cit_bw_probe_free(NULL);
+    assert_int_equal(cit_bw_probe_bytes(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_roofline_stories260k),
         cmocka_unit_test(test_roofline_micro_q4_0),
         cmocka_unit_test(test_probe_bad_params),
+        cmocka_unit_test(test_bw_probe),
     };
     return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }
