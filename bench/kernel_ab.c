@@ -188,21 +188,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "kernel_ab: the two builds gave different outputs\n");
         return 1;
     }
-    if (plain) { /* B's share of the plain read, per round, split by the host's level */
+    if (plain) { /* A's and B's shares of the plain read, per round, split by the host's level */
         for (int lvl = 0; lvl < 2; lvl++) {
-            double sh[1000], pg[1000];
+            double sa[1000], sb[1000], pg[1000], ba[1000];
             int n = 0;
             for (int r = 0; r < rounds; r++)
                 if ((pgbs[r] >= 45.0) == lvl) {
-                    sh[n] = share[r];
+                    sb[n] = share[r];
+                    sa[n] = share[r] / ratio[r]; /* dp / dt[0] */
+                    ba[n] = ratio[r];
                     pg[n++] = pgbs[r];
                 }
             if (!n)
                 continue;
-            qsort(sh, (size_t)n, sizeof(double), cmp_double);
+            qsort(sa, (size_t)n, sizeof(double), cmp_double);
+            qsort(sb, (size_t)n, sizeof(double), cmp_double);
             qsort(pg, (size_t)n, sizeof(double), cmp_double);
-            printf("plain read %s 45 GB/s: %d round(s), plain %.2f GB/s, B/plain %.3f (quartiles %.3f-%.3f)\n",
-                   lvl ? ">=" : "<", n, pg[n / 2], sh[n / 2], sh[n / 4], sh[(3 * n) / 4]);
+            qsort(ba, (size_t)n, sizeof(double), cmp_double);
+            printf("plain read %s 45 GB/s: %d round(s), plain %.2f GB/s, A/plain %.3f, B/plain %.3f (quartiles "
+                   "%.3f-%.3f), B/A %.3f (quartiles %.3f-%.3f)\n",
+                   lvl ? ">=" : "<", n, pg[n / 2], sa[n / 2], sb[n / 2], sb[n / 4], sb[(3 * n) / 4], ba[n / 2],
+                   ba[n / 4], ba[(3 * n) / 4]);
         }
     }
     qsort(gbs[0], (size_t)rounds, sizeof(double), cmp_double);

@@ -21,16 +21,24 @@
                         * paired against L1 from memory, Q4_K 2048x2048 1.135, 5632x2048 1.127) */
 #endif
 
+#ifndef KX_R16_PF_Q6
+/* Q6_K's distance. Paired from memory (2 MiB pages, 2 threads, 5632x2048, against 4096; each round's
+ * plain read of the same bytes split the AMD EPYC (Zen 4) host's two bandwidth levels, 34-37 and 55-59
+ * GB/s): 8192 1.07 / 1.15 (low / high level), 16384 1.11 / 1.15, 24576 1.07 / 1.13, 32768 1.11 / 1.14.
+ * Q4_K lost at 8192 (0.83 / 0.66) and 16384 (0.87 / 0.70), so it keeps KX_R16_PF. */
+#define KX_R16_PF_Q6 16384
+#endif
+
 #ifndef KX_R16_PF_L1
 #define KX_R16_PF_L1 1024 /* ... and then, closer, into L1 (as XQ_R16_PF_L1). Paired from memory (2 MiB pages, 2
                           * threads) against none, Q4_K / Q6_K at 4 shapes: 1024 +2-8%, 2048 -2-+5% */
 #endif
 
-/* The line at p of a group's stream: prefetched KX_R16_PF ahead into L2 and
- * KX_R16_PF_L1 ahead into L1. */
-static KX_ALWAYS_INLINE void zr16_prefetch(const uint8_t *p)
+/* The line at p of a group's stream: prefetched `ahead` bytes on into L2
+ * (KX_R16_PF, Q6_K: KX_R16_PF_Q6) and KX_R16_PF_L1 ahead into L1. */
+static KX_ALWAYS_INLINE void zr16_prefetch(const uint8_t *p, const size_t ahead)
 {
-    _mm_prefetch((const char *)p + KX_R16_PF, KX_PF_HINT);
+    _mm_prefetch((const char *)p + ahead, KX_PF_HINT);
     if (KX_R16_PF_L1)
         _mm_prefetch((const char *)p + KX_R16_PF_L1, _MM_HINT_T0);
 }
@@ -100,7 +108,7 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *g = grp + 2304 * s;
         for (int q = 0; q < 4; q++)
-            zr16_prefetch(g + 64 * q);
+            zr16_prefetch(g + 64 * q, KX_R16_PF);
         __m512i dd = _mm512_loadu_si512((const void *)g), s_lo, s_hi, m_lo, m_hi;
         kx_scales_rows(_mm512_loadu_si512((const void *)(g + 64)), _mm512_loadu_si512((const void *)(g + 128)),
                        _mm512_loadu_si512((const void *)(g + 192)), &s_lo, &s_hi, &m_lo, &m_hi);
@@ -120,7 +128,7 @@ static KX_ALWAYS_INLINE void zr16_q4k(const uint8_t *grp, size_t nsb, unsigned l
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 const uint8_t *q = g + 256 + 64 * (8 * gi + k);
-                zr16_prefetch(q);
+                zr16_prefetch(q, KX_R16_PF);
                 __m512i v = _mm512_loadu_si512((const void *)q);
                 __m512i cl = _mm512_and_si512(v, m0f), ch = _mm512_and_si512(v, mf0);
 #pragma GCC unroll 4
@@ -173,7 +181,7 @@ static KX_ALWAYS_INLINE void zr16_q6k(const uint8_t *grp, size_t nsb, unsigned l
         _mm_prefetch((const char *)dreg + 32 * s + 128, KX_PF_HINT);
         __m512i scw[4]; /* dword k of a lane: the row's scales 4k .. 4k + 3 */
         for (int k = 0; k < 4; k++) {
-            zr16_prefetch(g + 64 * (48 + k));
+            zr16_prefetch(g + 64 * (48 + k), KX_R16_PF_Q6);
             scw[k] = _mm512_loadu_si512((const void *)(g + 64 * (48 + k)));
         }
         struct zr16_toks tk;
@@ -192,9 +200,9 @@ static KX_ALWAYS_INLINE void zr16_q6k(const uint8_t *grp, size_t nsb, unsigned l
             for (int jj = 0; jj < 4; jj++) {
                 const int j = jb + jj;
                 const uint8_t *pa = g + 64 * (16 * n + j), *pb = pa + 64 * 8, *ph = g + 64 * (32 + 8 * n + j);
-                zr16_prefetch(pa);
-                zr16_prefetch(pb);
-                zr16_prefetch(ph);
+                zr16_prefetch(pa, KX_R16_PF_Q6);
+                zr16_prefetch(pb, KX_R16_PF_Q6);
+                zr16_prefetch(ph, KX_R16_PF_Q6);
                 const __m512i a = _mm512_loadu_si512((const void *)pa), b = _mm512_loadu_si512((const void *)pb);
                 const __m512i h = _mm512_loadu_si512((const void *)ph);
                 __m512i w[4];
