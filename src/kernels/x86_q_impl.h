@@ -532,30 +532,50 @@ static void xq_decode_il_n(const void *w, size_t row_bytes, size_t n_in, size_t 
 #define XQ_R16_PF_L1 2048
 #endif
 
-/* Lanes [lo, hi) of the G groups at grp[0 .. G - 1] (nb blocks each; G = 2:
- * two groups read in lockstep, for one token, all lanes) for tokens tok0 ..
- * tok0 + NT - 1 into yg[g] (lane r: yg[g][t * ldy + r]). Decode-format
+/* The R16 kernels' prefetches for block codes q (nq lines) and its half
+ * scales at d: the codes XQ_R16_PF ahead into L2 and XQ_R16_PF_L1 into
+ * L1, the scales as far ahead in their own stream (gq code bytes per
+ * block, 32 scale bytes). */
+XQ_INLINE void xq_r16_prefetch(const unsigned char *q, const unsigned char *d, int nq, size_t gq)
+{
+    for (int k = 0; k < nq; k++) {
+        _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, XQ_PF_HINT);
+        _mm_prefetch((const char *)q + XQ_R16_PF_L1 + 64 * k, _MM_HINT_T0);
+    }
+    _mm_prefetch((const char *)d + XQ_R16_PF * 32 / gq, XQ_PF_HINT);
+}
+
+/* Block b's codes in the decode format: Q4_0 elements 0..15 at this offset, 16..31 at it + 64. */
+XQ_INLINE size_t xq_r16_aoff(size_t b, const int q4) { return (b >> 2) * 128 + (b & 3) * (q4 ? 16 : 32); }
+
+/* The start of a block's integer in the decode format, from its activation
+ * sum: -K * asum (K = 8 for Q4_0, 128 for Q8_0), so the dots against
+ * unsigned codes end exact. */
+XQ_INLINE __m512i xq_r16_dec_init(int32_t asum, const int q4)
+{
+    return _mm512_set1_epi32(-asum * (1 << (q4 ? 3 : 7))); /* (a negative asum must not be shifted in C) */
+}
+
+/* Lanes [lo, hi) of the group at grp (nb blocks) for tokens tok0 ..
+ * tok0 + NT - 1 into yg (lane r: yg[t * ldy + r]). Decode-format
  * activations (tiled 0): Q4_0 nibbles against the codes from -8 * asum;
  * Q8_0 (VNNI only) code + 128 against the codes from -128 * asum.
  * Tiled-format activations (tiled 1, code + 128 for 16 tokens side by side):
  * the weights as signed codes (Q4_0: nibble - 8) against them, minus 128 *
  * the block's weight sum (one dot against 128s per block, shared by the
- * tokens). Either way the block integer is exact. Two groups far apart
- * are two streams from memory at once: paired against one group at a time
- * (one token, 2 threads, TinyLlama's shapes) Q4_0 +4-6%, Q8_0 +1-5%; two
- * adjacent groups gave Q4_0 +1-6%. */
-XQ_INLINE void xq_r16_group(const unsigned char *const grps[2], size_t nb, size_t n_in, unsigned lo, unsigned hi,
-                            const void *act, size_t tok0, float *const ygs[2], size_t ldy, const int NT, const int q4,
-                            const int tiled, const int G)
+ * tokens). Either way the block integer is exact. */
+XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, unsigned lo, unsigned hi,
+                            const void *act, size_t tok0, float *yg, size_t ldy, const int NT, const int q4,
+                            const int tiled)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)0x80), eight = _mm512_set1_epi8(8);
     const size_t gq = q4 ? 256 : 512; /* a block's code bytes in the group */
-    const int nq = q4 ? 4 : 8, sh = q4 ? 3 : 7;
+    const int nq = q4 ? 4 : 8;
     const int8_t *codes[XQ_R16_T];
     const float *da[XQ_R16_T];
     const int32_t *asum[XQ_R16_T];
     const unsigned char *tb[XQ_R16_T]; /* tiled: the token's dword 0 of block 0 */
-    __m512 facc[2][XQ_R16_T];
+    __m512 facc[XQ_R16_T];
     for (int t = 0; t < NT; t++) {
         const size_t tk = tok0 + (size_t)t;
         if (tiled) {
@@ -565,80 +585,121 @@ XQ_INLINE void xq_r16_group(const unsigned char *const grps[2], size_t nb, size_
             da[t] = xq_dec_d(act, n_in, tk);
             asum[t] = xq_dec_asum(act, n_in, tk);
         }
-        for (int g = 0; g < G; g++)
-            facc[g][t] = _mm512_setzero_ps();
+        facc[t] = _mm512_setzero_ps();
     }
     for (size_t b = 0; b < nb; b++) {
-        /* q4: cw[g][k] low nibbles (elements 4k..), cw[g][4 + k] high (16 + 4k..); q8: cw[g][k] elements 4k..;
+        /* q4: cw[k] low nibbles (elements 4k..), cw[4 + k] high (16 + 4k..); q8: cw[k] elements 4k..;
          * unsigned for the decode format, signed for the tiled one */
-        __m512i cw[2][8], negc[2];
-        __m512 dw[2];
-        for (int g = 0; g < G; g++) {
-            const unsigned char *q = grps[g] + gq * b, *dreg = grps[g] + gq * nb;
-            for (int k = 0; k < nq; k++) {
-                _mm_prefetch((const char *)q + XQ_R16_PF + 64 * k, XQ_PF_HINT);
-                _mm_prefetch((const char *)q + XQ_R16_PF_L1 + 64 * k, _MM_HINT_T0);
-            }
-            _mm_prefetch((const char *)dreg + 32 * b + XQ_R16_PF * 32 / gq, XQ_PF_HINT);
+        __m512i cw[8];
+        const unsigned char *q = grp + gq * b, *dreg = grp + gq * nb;
+        xq_r16_prefetch(q, dreg + 32 * b, nq, gq);
 #pragma GCC unroll 8
-            for (int k = 0; k < nq; k++) {
-                __m512i v = _mm512_loadu_si512(q + 64 * k);
-                if (q4) {
-                    cw[g][k] = _mm512_and_si512(v, m4);
-                    cw[g][4 + k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-                    if (tiled) {
-                        cw[g][k] = _mm512_sub_epi8(cw[g][k], eight);
-                        cw[g][4 + k] = _mm512_sub_epi8(cw[g][4 + k], eight);
-                    }
-                } else {
-                    cw[g][k] = tiled ? v : _mm512_xor_si512(v, bias);
-                }
-            }
-            negc[g] = _mm512_setzero_si512(); /* tiled: -128 * the rows' weight sums of the block */
-            if (tiled) {
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++)
-                    negc[g] = xq_dot(negc[g], bias, cw[g][k]);
-                negc[g] = _mm512_sub_epi32(_mm512_setzero_si512(), negc[g]);
-            }
-            dw[g] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(dreg + 32 * b)));
-        }
-        /* block b's codes in the decode format: Q4_0 elements 0..15 at aoff, 16..31 at aoff + 64 */
-        const size_t aoff = (b >> 2) * 128 + (b & 3) * (q4 ? 16 : 32);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++)
-            for (int g = 0; g < G; g++) {
-                /* two chains so a block is not one long vpdpbusd dependency */
-                __m512i s0, s1 = _mm512_setzero_si512();
-                float dat;
+        for (int k = 0; k < nq; k++) {
+            __m512i v = _mm512_loadu_si512(q + 64 * k);
+            if (q4) {
+                cw[k] = _mm512_and_si512(v, m4);
+                cw[4 + k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
                 if (tiled) {
-                    const unsigned char *a = tb[t] + b * xq_blk_stride(1); /* dword k at a + 64 k */
-                    s0 = negc[g];
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++) {
-                        s0 = xq_dot(s0, _mm512_broadcastd_epi32(_mm_loadu_si32(a + 64 * k)), cw[g][k]);
-                        s1 = xq_dot(s1, _mm512_broadcastd_epi32(_mm_loadu_si32(a + 64 * (4 + k))), cw[g][4 + k]);
-                    }
-                    memcpy(&dat, a + 512, 4);
-                } else {
-                    const int8_t *a = codes[t] + aoff;
-                    s0 = _mm512_set1_epi32(-asum[t][b] * (1 << sh)); /* (a negative asum must not be shifted in C) */
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++) {
-                        const int8_t *a1 = q4 ? a + 64 + 4 * k : a + 16 + 4 * k;
-                        s0 = xq_dot(s0, cw[g][k], _mm512_broadcastd_epi32(_mm_loadu_si32(a + 4 * k)));
-                        s1 = xq_dot(s1, cw[g][4 + k], _mm512_broadcastd_epi32(_mm_loadu_si32(a1)));
-                    }
-                    dat = da[t][b];
+                    cw[k] = _mm512_sub_epi8(cw[k], eight);
+                    cw[4 + k] = _mm512_sub_epi8(cw[4 + k], eight);
                 }
-                __m512 sc = XQ_MUL(dw[g], _mm512_set1_ps(dat));
-                facc[g][t] = XQ_ADD(facc[g][t], XQ_MUL(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), sc));
+            } else {
+                cw[k] = tiled ? v : _mm512_xor_si512(v, bias);
             }
+        }
+        __m512i negc = _mm512_setzero_si512(); /* tiled: -128 * the rows' weight sums of the block */
+        if (tiled) {
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++)
+                negc = xq_dot(negc, bias, cw[k]);
+            negc = _mm512_sub_epi32(_mm512_setzero_si512(), negc);
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(dreg + 32 * b)));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            /* two chains so a block is not one long vpdpbusd dependency */
+            __m512i s0, s1 = _mm512_setzero_si512();
+            float dat;
+            if (tiled) {
+                const unsigned char *a = tb[t] + b * xq_blk_stride(1); /* dword k at a + 64 k */
+                s0 = negc;
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    s0 = xq_dot(s0, _mm512_broadcastd_epi32(_mm_loadu_si32(a + 64 * k)), cw[k]);
+                    s1 = xq_dot(s1, _mm512_broadcastd_epi32(_mm_loadu_si32(a + 64 * (4 + k))), cw[4 + k]);
+                }
+                memcpy(&dat, a + 512, 4);
+            } else {
+                s0 = xq_r16_dec_init(asum[t][b], q4);
+                const int8_t *a = codes[t] + xq_r16_aoff(b, q4);
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const int8_t *a1 = q4 ? a + 64 + 4 * k : a + 16 + 4 * k;
+                    s0 = xq_dot(s0, cw[k], _mm512_broadcastd_epi32(_mm_loadu_si32(a + 4 * k)));
+                    s1 = xq_dot(s1, cw[4 + k], _mm512_broadcastd_epi32(_mm_loadu_si32(a1)));
+                }
+                dat = da[t][b];
+            }
+            __m512 sc = XQ_MUL(dw, _mm512_set1_ps(dat));
+            facc[t] = XQ_ADD(facc[t], XQ_MUL(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), sc));
+        }
     }
     const __mmask16 mask = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-    for (int g = 0; g < G; g++)
-        for (int t = 0; t < NT; t++)
-            _mm512_mask_storeu_ps(ygs[g] + (tok0 + (size_t)t) * ldy, mask, facc[g][t]);
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(yg + (tok0 + (size_t)t) * ldy, mask, facc[t]);
+}
+
+/* Two whole groups, ga and gb (nb blocks each), for one token in the decode
+ * format into ya and yb: the two are two streams from memory at once
+ * (cit_r16_decode_pairs). Each block of each group is unpacked and dotted
+ * before the next is loaded, so the loads of the two streams interleave
+ * with little held in registers. Paired against one group at a time (one
+ * token, 2 threads, TinyLlama's shapes, Intel host) Q4_0 +4-6%, Q8_0 +1-5%;
+ * this order against unpacking both groups' blocks before the dots (AMD
+ * EPYC host, 2 MiB pages, each round split by the plain read's level of
+ * the moment, 34 / 51-58 GB/s): Q4_0 5632x2048 1.012 / 1.033, 2048x2048
+ * 1.017 / 1.027, 256x2048 1.014 (low level only), Q8_0 5632x2048 1.012 /
+ * 1.047. The integers and float steps are xq_r16_group's. */
+XQ_INLINE void xq_r16_pair_dec(const unsigned char *ga, const unsigned char *gb, size_t nb, size_t n_in,
+                               const void *act, float *ya, float *yb, const int q4)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)0x80);
+    const size_t gq = q4 ? 256 : 512;
+    const int nq = q4 ? 4 : 8;
+    const int8_t *codes = xq_dec_codes(act, n_in, 0);
+    const float *da = xq_dec_d(act, n_in, 0);
+    const int32_t *asum = xq_dec_asum(act, n_in, 0);
+    const unsigned char *const grps[2] = {ga, gb};
+    __m512 facc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (size_t b = 0; b < nb; b++) {
+        const int8_t *a = codes + xq_r16_aoff(b, q4);
+        const __m512 dat = _mm512_set1_ps(da[b]);
+#pragma GCC unroll 2
+        for (int g = 0; g < 2; g++) {
+            const unsigned char *q = grps[g] + gq * b, *dreg = grps[g] + gq * nb;
+            xq_r16_prefetch(q, dreg + 32 * b, nq, gq);
+            __m512i s0 = xq_r16_dec_init(asum[b], q4), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const int8_t *a1 = q4 ? a + 64 + 4 * k : a + 16 + 4 * k;
+                __m512i c0, c1;
+                if (q4) {
+                    const __m512i v = _mm512_loadu_si512(q + 64 * k);
+                    c0 = _mm512_and_si512(v, m4);
+                    c1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                } else {
+                    c0 = _mm512_xor_si512(_mm512_loadu_si512(q + 64 * k), bias);
+                    c1 = _mm512_xor_si512(_mm512_loadu_si512(q + 64 * (4 + k)), bias);
+                }
+                s0 = xq_dot(s0, c0, _mm512_broadcastd_epi32(_mm_loadu_si32(a + 4 * k)));
+                s1 = xq_dot(s1, c1, _mm512_broadcastd_epi32(_mm_loadu_si32(a1)));
+            }
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(dreg + 32 * b)));
+            facc[g] = XQ_ADD(facc[g], XQ_MUL(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), XQ_MUL(dw, dat)));
+        }
+    }
+    _mm512_storeu_ps(ya, facc[0]);
+    _mm512_storeu_ps(yb, facc[1]);
 }
 
 static void xq_q4_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
@@ -661,11 +722,9 @@ struct xq_r16_ctx {
 XQ_INLINE void xq_r16_pass(const unsigned char *grp, size_t g0, unsigned lo, unsigned hi, size_t t0, size_t n,
                            const struct xq_r16_ctx *c, const int q4)
 {
-    const unsigned char *const grps[2] = {grp, grp};
-    float *const ygs[2] = {c->y + g0, c->y + g0};
 #define XQ_R16_PASS(nt)                                                                                              \
-    (c->tiled ? xq_r16_group(grps, c->nb, c->n_in, lo, hi, c->act, t0, ygs, c->ldy, nt, q4, 1, 1)                     \
-              : xq_r16_group(grps, c->nb, c->n_in, lo, hi, c->act, t0, ygs, c->ldy, nt, q4, 0, 1))
+    (c->tiled ? xq_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, nt, q4, 1)                   \
+              : xq_r16_group(grp, c->nb, c->n_in, lo, hi, c->act, t0, c->y + g0, c->ldy, nt, q4, 0))
     switch (n) {
     case 4: XQ_R16_PASS(4); break;
     case 3: XQ_R16_PASS(3); break;
@@ -683,9 +742,7 @@ static void xq_r16_pass_q4(const unsigned char *grp, size_t g0, unsigned lo, uns
 XQ_INLINE void xq_r16_pair(const unsigned char *ga, size_t a0, const unsigned char *gb, size_t b0,
                            const struct xq_r16_ctx *c, const int q4)
 {
-    const unsigned char *const grps[2] = {ga, gb};
-    float *const ygs[2] = {c->y + a0, c->y + b0};
-    xq_r16_group(grps, c->nb, c->n_in, 0, CIT_R16_ROWS, c->act, 0, ygs, c->ldy, 1, q4, 0, 2);
+    xq_r16_pair_dec(ga, gb, c->nb, c->n_in, c->act, c->y + a0, c->y + b0, q4);
 }
 static void xq_r16_pair_q4(const unsigned char *ga, size_t a0, const unsigned char *gb, size_t b0, const void *ctx)
 {
