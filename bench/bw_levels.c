@@ -56,7 +56,8 @@ static void *reader(void *arg)
 
 int main(int argc, char **argv)
 {
-    const int secs = argc > 1 ? atoi(argv[1]) : 40, nt = argc > 2 ? atoi(argv[2]) : 2, nb = argc > 3 ? atoi(argv[3]) : 4;
+    const int secs = argc > 1 ? atoi(argv[1]) : 40, nt = argc > 2 ? atoi(argv[2]) : 2;
+    const int nb = argc > 3 ? atoi(argv[3]) : 4;
     if (secs < 1 || nt < 1 || nt > MAX_THREADS || nb < 1 || nb > MAX_BUF) {
         fprintf(stderr, "usage: bw_levels [SECONDS >= 1 [THREADS 1-%d [NBUF 1-%d]]]\n", MAX_THREADS, MAX_BUF);
         return 2;

@@ -426,8 +426,8 @@ static struct row *add_row(struct bench_state *s, int model, enum row_kind kind,
         s->cap_rows = cap;
     }
     struct row *r = &s->rows[s->n_rows];
-    *r = (struct row){
-        .model = model, .kind = kind, .n_threads = t, .n_batch = b, .n_tokens = n_tokens, .frac = -1, .frac_startup = -1};
+    *r = (struct row){.model = model, .kind = kind, .n_threads = t, .n_batch = b, .n_tokens = n_tokens,
+                      .frac = -1, .frac_startup = -1};
     r->samples = calloc((size_t)s->o->reps, sizeof *r->samples);
     if (!r->samples)
         return NULL;
@@ -760,7 +760,8 @@ static void print_md(const struct bench_state *s, const char *cpu)
                model_label(o->models[r->model]), r->n_threads, r->n_tokens, lo, hi, r->frac * 100,
                r->frac_startup * 100);
     }
-    printf("%% of limit: tg = t/s x bytes per token / read bandwidth (bw, probed around each repetition); pp = t/s x operations per token / "
+    printf("%% of limit: tg = t/s x bytes per token / read bandwidth (bw, probed around each repetition); "
+           "pp = t/s x operations per token / "
            "peak of int8 dot or int8 matrix unit where there is one (quantized weights), or f32 FMA (float weights). "
            "See docs/bench.md.\n");
 }

@@ -246,7 +246,8 @@ enum cit_status cit_bw_probe_new(unsigned n_threads, uint64_t read_bytes, struct
     /* Equal slices, each a multiple of 4 KiB (so of 256 and of 64-byte alignment). */
     p->slice = (size_t)(p->mapped / n) & ~(size_t)4095;
     for (unsigned i = 0; i < n; i++)
-        p->jobs[i] = (struct job){.k = &p->k, .kind = JOB_TOUCH, .buf = p->buf + (size_t)i * p->slice, .bytes = p->slice};
+        p->jobs[i] =
+            (struct job){.k = &p->k, .kind = JOB_TOUCH, .buf = p->buf + (size_t)i * p->slice, .bytes = p->slice};
     double t;
     enum cit_status st = run_pass(p->jobs, n, &t, err, errlen); /* first touch by the thread that reads it (NUMA) */
     for (unsigned i = 0; i < n; i++)
