@@ -48,7 +48,7 @@ static void *reader(void *arg)
             s2 = _mm512_add_epi64(s2, _mm512_load_si512(p + i + 128));
             s3 = _mm512_add_epi64(s3, _mm512_load_si512(p + i + 192));
         }
-        sink += _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+        sink ^= _mm512_reduce_or_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
         pthread_barrier_wait(&done);
     }
     return NULL;

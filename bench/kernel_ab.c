@@ -76,7 +76,7 @@ __attribute__((target("avx512f"))) static void plain_fn(void *arg, size_t begin,
         s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + 192));
     }
     s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
-    j->sink[tid % 64] += (uint64_t)_mm512_reduce_add_epi64(s0);
+    j->sink[tid % 64] ^= (uint64_t)_mm512_reduce_or_epi64(s0); /* (a signed add of the lanes could overflow) */
 }
 
 void kernels_a(const struct cit_kernel *tab[CIT_TYPE_COUNT]);

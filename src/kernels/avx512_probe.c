@@ -21,7 +21,13 @@ PROBE_TARGET static uint64_t read_zmm(const void *buf, size_t bytes)
         a2 = _mm512_add_epi64(a2, _mm512_load_si512(p + i + 2));
         a3 = _mm512_add_epi64(a3, _mm512_load_si512(p + i + 3));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    /* the lanes summed as unsigned: _mm512_reduce_add_epi64 adds them as
+     * signed long long, which overflows (undefined) on a large buffer */
+    uint64_t lane[8], s = 0;
+    _mm512_storeu_si512(lane, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    for (int i = 0; i < 8; i++)
+        s += lane[i];
+    return s;
 }
 
 #define FMA_Z(r) "vfmadd231ps %%zmm17, %%zmm16, %%zmm" #r "\n\t"
