@@ -208,6 +208,8 @@ static void test_json_quick_run(void **state)
         assert_int_equal(json_array_size(samples), 1);
         assert_true(json_number_value(json_array_get(samples, 0)) > 0);
         assert_true(json_is_null(json_object_get(row, "limit_fraction")));
+        assert_null(json_object_get(row, "limit_gbs_samples")); /* no reads around tg without the probes */
+        assert_null(json_object_get(row, "limit_fraction_startup_probe"));
         if (!strcmp(test, "pp16")) {
             seen_pp++;
             assert_string_equal(str(row, "kind"), "pp");
