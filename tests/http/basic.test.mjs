@@ -342,8 +342,15 @@ describe('metrics', () => {
   test('counters move by exactly what one request did', async () => {
     const m0 = await getMetrics(srv.url);
     const r = await srv.client.completions.create({ model: MODEL, prompt: 'The little bird', max_tokens: 9, temperature: 0, ignore_eos: true });
-    const m1 = await getMetrics(srv.url);
+    let m1 = await getMetrics(srv.url);
     const d = (name, labels = { model: MODEL }) => (metric(m1, name, labels) ?? 0) - (metric(m0, name, labels) ?? 0);
+    // citadel_requests_total counts a request once the server has finished sending it (the
+    // libmicrohttpd completion callback), which can run just after the client has read the
+    // whole reply: wait up to 2 s for it, then require exactly one
+    for (let i = 0; i < 100 && d('citadel_requests_total', { route: '/v1/completions', status: '200' }) === 0; i++) {
+      await new Promise((ok) => setTimeout(ok, 20));
+      m1 = await getMetrics(srv.url);
+    }
     assert.equal(d('citadel_generated_tokens_total'), r.usage.completion_tokens);
     assert.equal(d('citadel_prompt_tokens_total') + d('citadel_cached_tokens_total'), r.usage.prompt_tokens);
     assert.equal(d('citadel_time_to_first_token_seconds_count'), 1);
