@@ -571,6 +571,7 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
     const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)0x80), eight = _mm512_set1_epi8(8);
     const size_t gq = q4 ? 256 : 512; /* a block's code bytes in the group */
     const int nq = q4 ? 4 : 8;
+    const unsigned char *dreg = grp + gq * nb; /* the half scales, after the codes */
     const int8_t *codes[XQ_R16_T];
     const float *da[XQ_R16_T];
     const int32_t *asum[XQ_R16_T];
@@ -591,7 +592,7 @@ XQ_INLINE void xq_r16_group(const unsigned char *grp, size_t nb, size_t n_in, un
         /* q4: cw[k] low nibbles (elements 4k..), cw[4 + k] high (16 + 4k..); q8: cw[k] elements 4k..;
          * unsigned for the decode format, signed for the tiled one */
         __m512i cw[8];
-        const unsigned char *q = grp + gq * b, *dreg = grp + gq * nb;
+        const unsigned char *q = grp + gq * b;
         xq_r16_prefetch(q, dreg + 32 * b, nq, gq);
 #pragma GCC unroll 8
         for (int k = 0; k < nq; k++) {
@@ -739,19 +740,16 @@ static void xq_r16_pass_q4(const unsigned char *grp, size_t g0, unsigned lo, uns
     xq_r16_pass(grp, g0, lo, hi, t0, n, ctx, 1);
 }
 /* Two whole groups for one token in the decode format (cit_r16_decode_pairs). */
-XQ_INLINE void xq_r16_pair(const unsigned char *ga, size_t a0, const unsigned char *gb, size_t b0,
-                           const struct xq_r16_ctx *c, const int q4)
-{
-    xq_r16_pair_dec(ga, gb, c->nb, c->n_in, c->act, c->y + a0, c->y + b0, q4);
-}
 static void xq_r16_pair_q4(const unsigned char *ga, size_t a0, const unsigned char *gb, size_t b0, const void *ctx)
 {
-    xq_r16_pair(ga, a0, gb, b0, ctx, 1);
+    const struct xq_r16_ctx *c = ctx;
+    xq_r16_pair_dec(ga, gb, c->nb, c->n_in, c->act, c->y + a0, c->y + b0, 1);
 }
 #if XQ_VNNI /* without VNNI, code + 128 against the codes would saturate vpmaddubsw: Q8_0 is not read as R16 */
 static void xq_r16_pair_q8(const unsigned char *ga, size_t a0, const unsigned char *gb, size_t b0, const void *ctx)
 {
-    xq_r16_pair(ga, a0, gb, b0, ctx, 0);
+    const struct xq_r16_ctx *c = ctx;
+    xq_r16_pair_dec(ga, gb, c->nb, c->n_in, c->act, c->y + a0, c->y + b0, 0);
 }
 static void xq_r16_pass_q8(const unsigned char *grp, size_t g0, unsigned lo, unsigned hi, size_t t0, size_t n,
                            const void *ctx)
