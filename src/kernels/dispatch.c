@@ -76,8 +76,26 @@ static enum cit_isa detect(void)
 #endif
 }
 
+/* Intel (Sapphire Rapids, paired from memory against 512 bytes): Q4_0 256
+ * +1.5-6%, 1024 -7-10%. AMD (Zen 4 EPYC, paired against 256): Q4_0 768
+ * +7-33% by shape, Q8_0 1024 against 512 +2-12%. Other CPUs keep Intel's. */
+static struct cit_row_prefetch row_prefetch = {256, 512};
+
+static bool cpu_is_amd(void)
+{
+#if CIT_X86_KERNELS
+    unsigned a, b, c, d;
+    /* "AuthenticAMD" in EBX, EDX, ECX */
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+#else
+    return false;
+#endif
+}
+
 static void build(void)
 {
+    if (cpu_is_amd())
+        row_prefetch = (struct cit_row_prefetch){768, 1024};
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);
 #if CIT_X86_KERNELS
     static const cit_kernel_register_fn regs[CIT_ISA_COUNT][3] = {
@@ -110,6 +128,12 @@ static void build(void)
         else if ((enum cit_isa)found < active)
             active = (enum cit_isa)found;
     }
+}
+
+const struct cit_row_prefetch *cit_row_prefetch(void)
+{
+    pthread_once(&once, build);
+    return &row_prefetch;
 }
 
 enum cit_isa cit_isa_detected(void)

@@ -124,6 +124,16 @@ const char *cit_isa_name(enum cit_isa isa);
 const struct cit_kernel *cit_kernel_for_isa(uint32_t type, enum cit_isa isa);
 const struct cit_kernel *cit_kernel_get(uint32_t type);
 
+/* Software prefetch distances of the file-layout (row) Q4_0 / Q8_0 decode
+ * kernels of the AVX-512 tiers: bytes ahead within each weight row. The
+ * best distance belongs to the memory system, so it is chosen once from the
+ * CPU's vendor (measured in docs/benchmarks.md): AMD Zen 4 wants three to
+ * four times the distance that suits Intel's Sapphire Rapids. */
+struct cit_row_prefetch {
+    uint32_t q4_0, q8_0;
+};
+const struct cit_row_prefetch *cit_row_prefetch(void);
+
 /* Physical cores of this machine (hyper-threads of one core counted once),
  * at least 1: the default thread count. */
 unsigned cit_cpu_physical_cores(void);

@@ -19,7 +19,7 @@
  * so its weights come from memory once and from cache after. The
  * correction -K * sum(codes) is the starting value of one int32 of each
  * block's dot, so the reduction yields the exact block integer. Prefetch:
- * each row XQ_PF_DIST (Q4_0: XQ_PF_DIST_Q4) bytes ahead, and as many first bytes of the
+ * each row xq_pf_dist bytes ahead (set per CPU), and as many first bytes of the
  * next block's rows while this block runs (nothing else asks for them
  * early, and with 1-2 KiB rows they are a third to a half of the bytes).
  *
@@ -65,14 +65,24 @@
  * KX_PF_HINT; measured below at each use). */
 #define XQ_PF_HINT _MM_HINT_T1
 #endif
-#ifndef XQ_PF_DIST
-#define XQ_PF_DIST 512 /* bytes ahead in each weight row that the decode path prefetches (Q8_0) */
+/* Bytes ahead in each weight row that the decode path prefetches: chosen
+ * per CPU (cit_row_prefetch, kernels.h); -DXQ_PF_DIST (Q8_0) and
+ * -DXQ_PF_DIST_Q4 fix them at build time, for bench/kernel_ab.c. */
+XQ_INLINE size_t xq_pf_dist(const int q4)
+{
+#ifdef XQ_PF_DIST_Q4
+    if (q4)
+        return XQ_PF_DIST_Q4;
 #endif
-#ifndef XQ_PF_DIST_Q4
-/* The same for Q4_0, whose rows are half as long: paired from memory in 4 KiB pages against
- * 512 (2 threads, 2048x2048, 5632x2048, 2048x5632): 256 +1.5-6%, 384 +2-3%, 1024 -7-10%;
- * Q8_0 at 256 lost 2-4%. */
-#define XQ_PF_DIST_Q4 256
+#ifdef XQ_PF_DIST
+    if (!q4)
+        return XQ_PF_DIST;
+#endif
+    const struct cit_row_prefetch *t = cit_row_prefetch();
+    return q4 ? t->q4_0 : t->q8_0;
+}
+#ifndef XQ_IL_PF
+#define XQ_IL_PF 512 /* the same for the few-token Q4_0 path (xq_decode_il) */
 #endif
 
 /* acc + sum over each 4-byte group of u8 * s8 (no int16 saturation for
@@ -167,10 +177,10 @@ XQ_INLINE __m512i xq_reduce4(__m512i p0, __m512i p1, __m512i p2, __m512i p3)
 
 /* Rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 + NT - 1. */
 XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
-                         size_t tok0, float *y, size_t ldy, const int NT, const int q4, const unsigned char *pf,
-                         size_t pf_nrows)
+                         size_t tok0, float *y, size_t ldy, const int NT, const int q4, size_t ahead,
+                         const unsigned char *pf, size_t pf_nrows)
 {
-    const size_t nb = n_in / CIT_QK, bsz = q4 ? 18 : 34, ahead = q4 ? XQ_PF_DIST_Q4 : XQ_PF_DIST;
+    const size_t nb = n_in / CIT_QK, bsz = q4 ? 18 : 34;
     const int K = q4 ? 8 : (XQ_VNNI ? 128 : 0);
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const int8_t *codes[XQ_DEC_T];
@@ -439,7 +449,7 @@ XQ_INLINE void xq_decode_il(const void *w, size_t row_bytes, size_t n_in, size_t
         const size_t bo = b * 18;
         if ((b & 3) == 0)
             for (int i = 0; i < 16; i++)
-                _mm_prefetch((const char *)rows[i] + bo + XQ_PF_DIST, XQ_PF_HINT);
+                _mm_prefetch((const char *)rows[i] + bo + XQ_IL_PF, XQ_PF_HINT);
         /* A[q] lane l = the 16 code bytes of row q + 4l */
         __m512i A[4];
         for (int q = 0; q < 4; q++) {
@@ -818,6 +828,13 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     }
 #endif
     /* decode: each 16-row block once from memory, for up to XQ_DEC_T tokens at a time */
+    /* The first block's row heads: nothing before this call asked for them, and each call
+     * (a chunk of the pool's rows) starts cold. Measured on Zen 4, Q4_0 256x2048 at 1024 bytes
+     * ahead, paired against 256 bytes without them: 0.91 without, 1.03 with. */
+    const size_t ahead = xq_pf_dist(q4), pfl = row_bytes < ahead ? row_bytes : ahead;
+    for (size_t r = r0; r < r1 && r < r0 + 16; r++)
+        for (size_t o = 0; o < pfl; o += 64)
+            _mm_prefetch((const char *)w + r * row_bytes + o, XQ_PF_HINT);
     for (size_t rb = r0; rb < r1; rb += 16) {
         /* the next block's row heads are prefetched during the first pass */
         const size_t nx = rb + 16 < r1 ? (r1 - rb - 16 < 16 ? r1 - rb - 16 : 16) : 0;
@@ -826,11 +843,11 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
             n = n_tokens - t0 == 4 ? 2 : (n_tokens - t0 < 3 ? n_tokens - t0 : 3); /* 4 = 2 + 2, not 3 + 1 */
             size_t pfn = t0 == 0 ? nx : 0;
             if (n == 3)
-                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 3, q4, pf, pfn);
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 3, q4, ahead, pf, pfn);
             else if (n == 2)
-                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 2, q4, pf, pfn);
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 2, q4, ahead, pf, pfn);
             else
-                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1, q4, pf, pfn);
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1, q4, ahead, pf, pfn);
         }
     }
 }

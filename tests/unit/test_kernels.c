@@ -398,10 +398,35 @@ static void test_dispatch(void **state)
             cit_isa_name(cit_isa_active()), cit_cpu_physical_cores());
 }
 
+/* The row kernels' prefetch distances follow the CPU's vendor, here read
+ * from the kernel's /proc/cpuinfo rather than cpuid: AMD's, or the rest's. */
+static void test_row_prefetch_by_vendor(void **state)
+{
+    (void)state;
+    const struct cit_row_prefetch *t = cit_row_prefetch();
+    assert_non_null(t);
+    assert_ptr_equal(t, cit_row_prefetch());
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        skip();
+    char line[256];
+    int amd = -1;
+    while (amd < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, "vendor_id", 9))
+            amd = strstr(line, "AuthenticAMD") != NULL;
+    fclose(f);
+    if (amd < 0)
+        skip(); /* not an x86 /proc/cpuinfo */
+    fprintf(stderr, "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes (%s)\n", t->q4_0, t->q8_0, amd ? "AMD" : "not AMD");
+    assert_int_equal(t->q4_0, amd && CIT_X86_KERNELS ? 768 : 256);
+    assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_row_prefetch_by_vendor),
         cmocka_unit_test(test_every_kernel_matches_reference),
         cmocka_unit_test(test_large_batch_matches_reference),
         cmocka_unit_test(test_r16_matches_reference),
