@@ -109,9 +109,10 @@ XQ_INLINE __m512i xq_load_q8(const unsigned char *wr, size_t b0, int n)
 }
 
 /* Q4_0 blocks b0 .. b0 + n - 1 (n <= 4) of a row from two loads: the qs
- * (block j in 128-bit lane j) and, in the low 64 bits of *d, the 4 half
- * scales (zero past n). Masked loads never touch bytes past the blocks. */
-XQ_INLINE __m512i xq_load_q4_d(const unsigned char *wr, size_t b0, int n, __m128i *d)
+ * (block j in 128-bit lane j), and in *raw the first load, whose words 0,
+ * 9, 18, 27 are the 4 half scales (zero past n: see xq_q4_scales4).
+ * Masked loads never touch bytes past the blocks. */
+XQ_INLINE __m512i xq_load_q4(const unsigned char *wr, size_t b0, int n, __m512i *raw)
 {
     const unsigned char *p = wr + b0 * 18;
     __m512i a, b;
@@ -126,10 +127,21 @@ XQ_INLINE __m512i xq_load_q4_d(const unsigned char *wr, size_t b0, int n, __m128
     /* word 9j + 1 + w of the 4 blocks (w < 8): from a below word 32, else word - 4 of b */
     const __m512i qidx = _mm512_set_epi16(32 + 31, 32 + 30, 32 + 29, 32 + 28, 31, 30, 29, 28, 26, 25, 24, 23,
                                           22, 21, 20, 19, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
-    const __m512i didx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                          0, 0, 0, 27, 18, 9, 0);
-    *d = _mm512_castsi512_si128(_mm512_permutexvar_epi16(didx, a));
+    *raw = a;
     return _mm512_permutex2var_epi16(a, qidx, b);
+}
+
+/* Four rows' half scales from their first loads (xq_load_q4's raw), in the
+ * low 256 bits, row-major: word 4k + j = block j of row k. Two permutes pair
+ * the rows, one insert joins the pairs; in registers, where one permute and
+ * a store per row then two 64-byte loads (a store-forwarding miss) were. */
+XQ_INLINE __m512i xq_q4_scales4(const __m512i raw[4])
+{
+    const __m512i pidx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          32 + 27, 32 + 18, 32 + 9, 32 + 0, 27, 18, 9, 0);
+    __m512i x01 = _mm512_permutex2var_epi16(raw[0], pidx, raw[1]);
+    __m512i x23 = _mm512_permutex2var_epi16(raw[2], pidx, raw[3]);
+    return _mm512_inserti32x4(x01, _mm512_castsi512_si128(x23), 1);
 }
 
 /* The 4 half scales of Q8_0 blocks b0 .. b0 + n - 1 in the low 64 bits. */
@@ -151,10 +163,10 @@ XQ_INLINE __m128i xq_load_q8_d(const unsigned char *wr, size_t b0, int n)
     return _mm512_castsi512_si128(_mm512_permutex2var_epi16(a, didx, b));
 }
 
-/* 16 rows x 4 half scales (row-major, 64-bit per row) -> dw[j] = 16 rows' block j, widened. */
-XQ_INLINE void xq_scales16(const uint64_t hrow[16], __m512 dw[4])
+/* 16 rows x 4 half scales (row-major, 64-bit per row: rows 0-7 in lo, 8-15
+ * in hi) -> dw[j] = 16 rows' block j, widened. */
+XQ_INLINE void xq_scales16_v(__m512i lo, __m512i hi, __m512 dw[4])
 {
-    __m512i lo = _mm512_loadu_si512(hrow), hi = _mm512_loadu_si512(hrow + 8);
     /* output word m: block j = m / 16 (+ 2 for the second), row i = m % 16: source word 4i + j */
     const __m512i i01 = _mm512_set_epi16(61, 57, 53, 49, 45, 41, 37, 33, 29, 25, 21, 17, 13, 9, 5, 1, 60, 56, 52, 48,
                                          44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
@@ -165,6 +177,10 @@ XQ_INLINE void xq_scales16(const uint64_t hrow[16], __m512 dw[4])
     dw[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(d01, 1));
     dw[2] = _mm512_cvtph_ps(_mm512_castsi512_si256(d23));
     dw[3] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(d23, 1));
+}
+XQ_INLINE void xq_scales16(const uint64_t hrow[16], __m512 dw[4])
+{
+    xq_scales16_v(_mm512_loadu_si512(hrow), _mm512_loadu_si512(hrow + 8), dw);
 }
 
 /* Four rows' partial vectors -> per 128-bit lane j: the 4 rows' sums of lane j. */
@@ -211,7 +227,8 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
             for (size_t r = b0 / 4 * rps, re = r + rps < pf_nrows ? r + rps : pf_nrows; r < re; r++)
                 for (size_t o = 0; o < pfl; o += 64)
                     _mm_prefetch((const char *)pf + r * row_bytes + o, XQ_PF_HINT);
-            uint64_t hrow[16];
+            uint64_t hrow[16];   /* Q8_0's scales, row-major */
+            __m512i q4s[4];      /* Q4_0's, 4 rows each (xq_q4_scales4) */
             __m512i vsum[XQ_DEC_T][4];
             /* -K * asum of each block, in one int32 of the block's lanes: the dot's starting value,
              * so the reduction yields the exact block integer with nothing to subtract after */
@@ -240,16 +257,14 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
             }
 #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
-                __m512i part[XQ_DEC_T][4];
+                __m512i part[XQ_DEC_T][4], raw[4];
 #pragma GCC unroll 4
                 for (int k = 0; k < 4; k++) {
                     const unsigned char *wr = rows[4 * g + k];
                     for (size_t off = 0; ahead && off < 4 * bsz; off += 64)
                         _mm_prefetch((const char *)wr + b0 * bsz + ahead + off, XQ_PF_HINT);
                     if (q4) {
-                        __m128i dv;
-                        __m512i v = xq_load_q4_d(wr, b0, nblk, &dv);
-                        _mm_storel_epi64((__m128i *)(void *)&hrow[4 * g + k], dv);
+                        __m512i v = xq_load_q4(wr, b0, nblk, &raw[k]);
                         __m512i lo = _mm512_and_si512(v, m4);
                         __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
 #pragma GCC unroll 4
@@ -291,12 +306,18 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
                         }
                     }
                 }
+                if (q4)
+                    q4s[g] = xq_q4_scales4(raw);
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++)
                     vsum[t][g] = xq_reduce4(part[t][0], part[t][1], part[t][2], part[t][3]);
             }
             __m512 dw[4];
-            xq_scales16(hrow, dw);
+            if (q4)
+                xq_scales16_v(_mm512_inserti64x4(q4s[0], _mm512_castsi512_si256(q4s[1]), 1),
+                              _mm512_inserti64x4(q4s[2], _mm512_castsi512_si256(q4s[3]), 1), dw);
+            else
+                xq_scales16(hrow, dw);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 __m512i s[4];
