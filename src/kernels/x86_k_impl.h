@@ -959,6 +959,12 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
     size_t nsb = n_in / CIT_QK_K;
     int bb = kind_bytes(kind);
     size_t r = r0;
+    /* The first block's first KX_PF super-blocks: the blocks prefetch KX_PF ahead, so
+     * nothing asked for these, and each call (a chunk of the pool's rows) starts cold. */
+    const size_t head = (size_t)KX_PF * (size_t)bb < row_bytes ? (size_t)KX_PF * (size_t)bb : row_bytes;
+    for (size_t i = 0; r0 + DEC_ROWS <= r1 && i < DEC_ROWS; i++)
+        for (size_t o = 0; o < head; o += 64)
+            _mm_prefetch((const char *)w + (r0 + i) * row_bytes + o, KX_PF_HINT);
     for (; r + DEC_ROWS <= r1; r += DEC_ROWS) {
         const uint8_t *w0 = (const uint8_t *)w + r * row_bytes;
         for (size_t t = 0; t < n_tokens; t++) {
