@@ -124,13 +124,15 @@ const char *cit_isa_name(enum cit_isa isa);
 const struct cit_kernel *cit_kernel_for_isa(uint32_t type, enum cit_isa isa);
 const struct cit_kernel *cit_kernel_get(uint32_t type);
 
-/* Software prefetch distances of the file-layout (row) Q4_0 / Q8_0 decode
- * kernels of the AVX-512 tiers: bytes ahead within each weight row. The
+/* Software prefetch distances of the file-layout (row) decode kernels: Q4_0
+ * and Q8_0 of the AVX-512 tiers in bytes ahead within each weight row, Q4_K
+ * and Q5_K of every x86 tier in super-blocks. The
  * best distance belongs to the memory system, so it is chosen once from the
  * CPU's vendor (measured in docs/benchmarks.md): AMD Zen 4 wants three to
  * four times the distance that suits Intel's Sapphire Rapids. */
 struct cit_row_prefetch {
-    uint32_t q4_0, q8_0;
+    uint32_t q4_0, q8_0; /* bytes */
+    uint32_t k_affine;   /* Q4_K / Q5_K: super-blocks (Q6_K keeps 4 everywhere) */
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
 

@@ -255,8 +255,14 @@ static KX_ALWAYS_INLINE float sb_q6(const uint8_t *blk, const uint8_t *y)
     return t * (float)sumi;
 }
 
-#ifndef KX_PF /* software prefetch distance in super-blocks (0: none) */
+/* Software prefetch distance of the row decode in super-blocks (0: none):
+ * Q6_K's, and Q4_K / Q5_K's unless the CPU asks for more (kx_pf_affine).
+ * -DKX_PF fixes both at build time, for bench/kernel_ab.c. */
+#ifdef KX_PF
+#define KX_PF_FIXED 1
+#else
 #define KX_PF 4
+#define KX_PF_FIXED 0
 #endif
 #ifndef KX_PF_HINT
 /* Into L2, not L1: a prefetch to L1 holds one of the core's few L1 fill
@@ -272,7 +278,13 @@ static KX_ALWAYS_INLINE int32_t pair16(int32_t lo, int32_t hi)
     return (int32_t)(((uint32_t)lo & 0xffffu) | ((uint32_t)hi << 16));
 }
 
-/* Prefetch the super-block KX_PF steps ahead in the order a decode block
+/* Q4_K / Q5_K's distance: per CPU (cit_row_prefetch, kernels.h). */
+static KX_ALWAYS_INLINE size_t kx_pf_affine(void)
+{
+    return KX_PF_FIXED ? (size_t)KX_PF : cit_row_prefetch()->k_affine;
+}
+
+/* Prefetch the super-block pf steps ahead in the order a decode block
  * consumes it, of its n_rows rows or, past their end, of the next block
  * (n_rows * row_bytes further on): a steady distance whatever the row
  * length. Past the matrix the hints are harmless (they never fault).
@@ -284,11 +296,11 @@ static KX_ALWAYS_INLINE int32_t pair16(int32_t lo, int32_t hi)
  * once form read Q6_K 1.09-1.57x as fast by shape, but Q4_K 0.96-1.04x, so
  * the affine types keep the other. */
 static KX_ALWAYS_INLINE void kx_prefetch_rows(const uint8_t *w0, size_t row_bytes, size_t s, size_t nsb, size_t bb,
-                                              int n_rows, const int once)
+                                              int n_rows, size_t pf, const int once)
 {
-    if (!KX_PF)
+    if (!pf)
         return;
-    size_t ahead = s + KX_PF;
+    size_t ahead = s + pf;
     const char *p = (const char *)w0 + ahead * bb;
     if (ahead >= nsb) {
         ahead -= nsb;
@@ -598,7 +610,7 @@ static KX_ALWAYS_INLINE __m512i zrow_affine(enum kx_kind kind, const uint8_t *bl
 
 /* Rows w0 + r * row_bytes (r < 16) of a Q4_K /
  * Q5_K matrix against one token's Q8_K row y: out[r] = the reference's dot. */
-static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb,
+static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf,
                                            const uint8_t *y, float *out)
 {
     const int bb = kind_bytes(kind);
@@ -619,7 +631,7 @@ static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0,
     __m512 sum = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
-        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 16, 0);
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 16, pf, 0);
         __m512i hd[4];
         zheaders(b0, row_bytes, hd);
         __m512i dd = hd[0], s_lo, s_hi, m_lo, m_hi;
@@ -725,7 +737,7 @@ static KX_ALWAYS_INLINE __m512i zrow_q6_vnni(const uint8_t *blk, const uint8_t *
 }
 #endif
 
-static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, const uint8_t *y,
+static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf, const uint8_t *y,
                                        float *out)
 {
     const int bb = 210;
@@ -741,7 +753,7 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
     __m512 sum = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
-        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 16, 1);
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 16, pf, 1);
         int16_t bs[16];
         memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
         /* corr = sum_j sc_j * bsums_j: word i of the scales holds sc 4i..4i+3 */
@@ -861,7 +873,7 @@ static KX_ALWAYS_INLINE __m256i yrow_affine(enum kx_kind kind, const uint8_t *bl
 
 /* Rows w0 + r * row_bytes (r < 8) of a Q4_K / Q5_K matrix against one
  * token's Q8_K row y: out[r] = the reference's dot. */
-static KX_ALWAYS_INLINE void yblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb,
+static KX_ALWAYS_INLINE void yblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf,
                                            const uint8_t *y, float *out)
 {
     const int bb = kind_bytes(kind);
@@ -871,7 +883,7 @@ static KX_ALWAYS_INLINE void yblock_affine(enum kx_kind kind, const uint8_t *w0,
     __m256 sum = _mm256_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
-        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 8, 0);
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 8, pf, 0);
         __m256i hd[4];
         yheaders(b0, row_bytes, hd);
         __m256i dd = hd[0], s_lo, s_hi, m_lo, m_hi;
@@ -923,7 +935,7 @@ static KX_ALWAYS_INLINE __m256i yrow_q6(const uint8_t *blk, const uint8_t *yq, c
     return acc;
 }
 
-static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, const uint8_t *y, float *out)
+static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf, const uint8_t *y, float *out)
 {
     const int bb = 210;
     __m256i pidx[8]; /* both bytes of every int16 lane: scale 2k (low half), 2k + 1 (high half) */
@@ -932,7 +944,7 @@ static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size
     __m256 sum = _mm256_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
-        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 8, 1);
+        kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 8, pf, 1);
         const __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(ys + 4 + CIT_QK_K));
         __m256i acc[8];
 #pragma GCC unroll 8
@@ -959,9 +971,10 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
     size_t nsb = n_in / CIT_QK_K;
     int bb = kind_bytes(kind);
     size_t r = r0;
-    /* The first block's first KX_PF super-blocks: the blocks prefetch KX_PF ahead, so
-     * nothing asked for these, and each call (a chunk of the pool's rows) starts cold. */
-    const size_t head = (size_t)KX_PF * (size_t)bb < row_bytes ? (size_t)KX_PF * (size_t)bb : row_bytes;
+    /* The first block's first pf super-blocks: the blocks prefetch pf ahead, so nothing
+     * asked for these, and each call (a chunk of the pool's rows) starts cold. */
+    const size_t pf = kind == KX_Q6K ? (size_t)KX_PF : kx_pf_affine();
+    const size_t head = pf * (size_t)bb < row_bytes ? pf * (size_t)bb : row_bytes;
     for (size_t i = 0; r0 + DEC_ROWS <= r1 && i < DEC_ROWS; i++)
         for (size_t o = 0; o < head; o += 64)
             _mm_prefetch((const char *)w + (r0 + i) * row_bytes + o, KX_PF_HINT);
@@ -970,9 +983,9 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
         for (size_t t = 0; t < n_tokens; t++) {
             const uint8_t *yt = (const uint8_t *)act + t * nsb * SB_ACT;
             if (kind == KX_Q6K)
-                BLOCK_Q6(w0, row_bytes, nsb, yt, y + t * ldy + r);
+                BLOCK_Q6(w0, row_bytes, nsb, pf, yt, y + t * ldy + r);
             else
-                BLOCK_AFFINE(kind, w0, row_bytes, nsb, yt, y + t * ldy + r);
+                BLOCK_AFFINE(kind, w0, row_bytes, nsb, pf, yt, y + t * ldy + r);
         }
     }
     for (; r < r1; r++) {
