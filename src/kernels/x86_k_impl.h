@@ -293,7 +293,7 @@ static KX_ALWAYS_INLINE size_t kx_pf_affine(void)
  * super-block, that line too). Otherwise every 64 bytes of the super-block
  * and its last byte: 5 prefetches per 210-byte Q6_K super-block where 3.3
  * lines are new. Paired from memory on Zen 4 (4 KiB pages, 2 threads), the
- * once form read Q6_K 1.09-1.57x as fast by shape, but Q4_K 0.96-1.04x, so
+ * once form read Q6_K 1.09-1.57x as fast by shape, but Q4_K 0.98-0.995x, so
  * the affine types keep the other. */
 static KX_ALWAYS_INLINE void kx_prefetch_rows(const uint8_t *w0, size_t row_bytes, size_t s, size_t nsb, size_t bb,
                                               int n_rows, size_t pf, const int once)
