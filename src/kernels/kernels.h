@@ -126,10 +126,10 @@ const struct cit_kernel *cit_kernel_get(uint32_t type);
 
 /* Software prefetch distances of the file-layout (row) decode kernels: Q4_0
  * and Q8_0 of the AVX-512 tiers in bytes ahead within each weight row, Q4_K
- * and Q5_K of every x86 tier in super-blocks. The
- * best distance belongs to the memory system, so it is chosen once from the
- * CPU's vendor (measured in docs/benchmarks.md): AMD Zen 4 wants three to
- * four times the distance that suits Intel's Sapphire Rapids. */
+ * and Q5_K of every x86 tier in super-blocks. The best distance belongs to
+ * the memory system, so it is chosen once from the CPU's vendor (measured in
+ * docs/benchmarks.md): AMD's Zen 4 wants two to three times the distances
+ * that suit Intel's Sapphire Rapids. */
 struct cit_row_prefetch {
     uint32_t q4_0, q8_0; /* bytes */
     uint32_t k_affine;   /* Q4_K / Q5_K: super-blocks (Q6_K keeps 4 everywhere) */

@@ -610,8 +610,8 @@ static KX_ALWAYS_INLINE __m512i zrow_affine(enum kx_kind kind, const uint8_t *bl
 
 /* Rows w0 + r * row_bytes (r < 16) of a Q4_K /
  * Q5_K matrix against one token's Q8_K row y: out[r] = the reference's dot. */
-static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf,
-                                           const uint8_t *y, float *out)
+static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb,
+                                           size_t pf, const uint8_t *y, float *out)
 {
     const int bb = kind_bytes(kind);
 #if !KX_VNNI
@@ -873,8 +873,8 @@ static KX_ALWAYS_INLINE __m256i yrow_affine(enum kx_kind kind, const uint8_t *bl
 
 /* Rows w0 + r * row_bytes (r < 8) of a Q4_K / Q5_K matrix against one
  * token's Q8_K row y: out[r] = the reference's dot. */
-static KX_ALWAYS_INLINE void yblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf,
-                                           const uint8_t *y, float *out)
+static KX_ALWAYS_INLINE void yblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb,
+                                           size_t pf, const uint8_t *y, float *out)
 {
     const int bb = kind_bytes(kind);
     __m256i sidx[8]; /* int16 lanes: scale byte j, zero-extended */
@@ -935,7 +935,8 @@ static KX_ALWAYS_INLINE __m256i yrow_q6(const uint8_t *blk, const uint8_t *yq, c
     return acc;
 }
 
-static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf, const uint8_t *y, float *out)
+static KX_ALWAYS_INLINE void yblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf, const uint8_t *y,
+                                       float *out)
 {
     const int bb = 210;
     __m256i pidx[8]; /* both bytes of every int16 lane: scale 2k (low half), 2k + 1 (high half) */
