@@ -136,6 +136,18 @@ struct cit_row_prefetch {
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
 
+/* Prefetch into L2 (prefetcht1) the first min(len, row_bytes) bytes of
+ * rows r0 .. r0 + n - 1 of a row-major matrix: the heads that a decode
+ * block's own prefetches, running ahead within each row, never ask for. */
+static inline void cit_prefetch_row_heads(const void *w, size_t row_bytes, size_t r0, size_t n, size_t len)
+{
+    if (len > row_bytes)
+        len = row_bytes;
+    for (size_t r = r0; r < r0 + n; r++)
+        for (size_t o = 0; o < len; o += 64)
+            __builtin_prefetch((const char *)w + r * row_bytes + o, 0, 2);
+}
+
 /* Physical cores of this machine (hyper-threads of one core counted once),
  * at least 1: the default thread count. */
 unsigned cit_cpu_physical_cores(void);

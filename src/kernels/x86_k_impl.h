@@ -975,10 +975,8 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
     /* The first block's first pf super-blocks: the blocks prefetch pf ahead, so nothing
      * asked for these, and each call (a chunk of the pool's rows) starts cold. */
     const size_t pf = kind == KX_Q6K ? (size_t)KX_PF : kx_pf_affine();
-    const size_t head = pf * (size_t)bb < row_bytes ? pf * (size_t)bb : row_bytes;
-    for (size_t i = 0; r0 + DEC_ROWS <= r1 && i < DEC_ROWS; i++)
-        for (size_t o = 0; o < head; o += 64)
-            _mm_prefetch((const char *)w + (r0 + i) * row_bytes + o, KX_PF_HINT);
+    if (r0 + DEC_ROWS <= r1)
+        cit_prefetch_row_heads(w, row_bytes, r0, DEC_ROWS, pf * (size_t)bb);
     for (; r + DEC_ROWS <= r1; r += DEC_ROWS) {
         const uint8_t *w0 = (const uint8_t *)w + r * row_bytes;
         for (size_t t = 0; t < n_tokens; t++) {

@@ -220,13 +220,13 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
          * each row's first `ahead` bytes: those of the pf_nrows rows from pf (the next
          * block) are prefetched here, a few rows per chunk (measured: Q4_0 at n_in 2048, one
          * thread, from memory, 6.7 -> 8.5 GB/s). */
-        const size_t nsteps = (nb + 3) / 4, pfl = row_bytes < ahead ? row_bytes : ahead;
+        const size_t nsteps = (nb + 3) / 4;
         const size_t rps = (pf_nrows + nsteps - 1) / nsteps; /* rows per chunk */
         for (size_t b0 = 0; b0 < nb; b0 += 4) {
             const int nblk = nb - b0 < 4 ? (int)(nb - b0) : 4;
-            for (size_t r = b0 / 4 * rps, re = r + rps < pf_nrows ? r + rps : pf_nrows; r < re; r++)
-                for (size_t o = 0; o < pfl; o += 64)
-                    _mm_prefetch((const char *)pf + r * row_bytes + o, XQ_PF_HINT);
+            const size_t pr = b0 / 4 * rps;
+            if (pr < pf_nrows)
+                cit_prefetch_row_heads(pf, row_bytes, pr, rps < pf_nrows - pr ? rps : pf_nrows - pr, ahead);
             uint64_t hrow[16];   /* Q8_0's scales, row-major */
             __m512i q4s[4];      /* Q4_0's, 4 rows each (xq_q4_scales4) */
             __m512i vsum[XQ_DEC_T][4];
@@ -852,10 +852,8 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     /* The first block's row heads: nothing before this call asked for them, and each call
      * (a chunk of the pool's rows) starts cold. Measured on Zen 4, Q4_0 256x2048 at 1024 bytes
      * ahead, paired against 256 bytes without them: 0.91 without, 1.03 with. */
-    const size_t ahead = xq_pf_dist(q4), pfl = row_bytes < ahead ? row_bytes : ahead;
-    for (size_t r = r0; r < r1 && r < r0 + 16; r++)
-        for (size_t o = 0; o < pfl; o += 64)
-            _mm_prefetch((const char *)w + r * row_bytes + o, XQ_PF_HINT);
+    const size_t ahead = xq_pf_dist(q4);
+    cit_prefetch_row_heads(w, row_bytes, r0, r1 - r0 < 16 ? r1 - r0 : 16, ahead);
     for (size_t rb = r0; rb < r1; rb += 16) {
         /* the next block's row heads are prefetched during the first pass */
         const size_t nx = rb + 16 < r1 ? (r1 - rb - 16 < 16 ? r1 - rb - 16 : 16) : 0;
