@@ -76,6 +76,13 @@ uint64_t cit_gguf_file_size(const struct cit_gguf *g);
 uint32_t cit_gguf_alignment(const struct cit_gguf *g);
 uint64_t cit_gguf_data_offset(const struct cit_gguf *g); /* file offset of the data section */
 
+/* Of the file mapping of cit_gguf_open: *resident = its bytes now in memory,
+ * *huge = how many of them are mapped in 2 MiB pages (the kernel does so
+ * where the page cache holds the file in 2 MiB folios; docs/engine.md, "Huge
+ * pages"), from /proc/self/smaps. False where that is unknown: a handle of
+ * cit_gguf_open_memory, or no /proc. */
+bool cit_gguf_map_pages(const struct cit_gguf *g, uint64_t *resident, uint64_t *huge);
+
 /* ---- metadata ---- */
 
 size_t cit_gguf_n_kv(const struct cit_gguf *g);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "citadel/gguf.h"
 #include "citadel/model.h"
 #include "citadel/tensor.h"
 #include "cli/args.h"
@@ -68,6 +69,8 @@ struct model_entry {
     struct cit_roofline rl;
     double load_ms;
     uint64_t repacked_bytes; /* --repack: bytes copied into the interleaved layout */
+    bool pages_known;        /* the file mapping after the tests: bytes resident, and in 2 MiB pages */
+    uint64_t resident_bytes, huge_bytes;
 };
 
 struct probe_entry {
@@ -627,6 +630,7 @@ static int bench_model(struct bench_state *s, int mi)
             if (bench_config(s, mi, (unsigned)o->threads.v[ti], (unsigned)o->batch.v[bi], ti == 0 && bi == 0,
                              bi == 0, t0))
                 return 1;
+    me->pages_known = cit_gguf_map_pages(cit_model_gguf(me->m), &me->resident_bytes, &me->huge_bytes);
     return 0;
 }
 
@@ -733,6 +737,18 @@ static void print_md(const struct bench_state *s, const char *cpu)
         if (s->models[mi].repacked_bytes)
             printf("%s: --repack copied %s of weights, Q4_0 / Q8_0 / Q4_K / Q6_K interleaved (counted in ttft)\n",
                    model_label(o->models[mi]), fmt_bytes(s->models[mi].repacked_bytes, b3, sizeof b3));
+        const struct model_entry *me = &s->models[mi];
+        if (me->pages_known && me->resident_bytes > 0) {
+            double share = (double)me->huge_bytes / (double)me->resident_bytes;
+            printf("%s: file mapping after the tests: %s resident, %.1f%% of it in 2 MiB pages\n",
+                   model_label(o->models[mi]), fmt_bytes(me->resident_bytes, b3, sizeof b3), share * 100);
+            if (share < 0.5 && me->resident_bytes >= ((uint64_t)64 << 20))
+                printf("  note: the page cache holds this file in 4 KiB pages (it was read or written in small "
+                       "pieces), which costs generation a few %%: `dd if=%s iflag=nocache count=0` drops it from "
+                       "the cache, and the next load reads it back in 2 MiB pages where the kernel can "
+                       "(docs/engine.md, \"Huge pages\")\n",
+                       o->models[mi]);
+        }
         if (llc > 0 && rl->weight_bytes_per_token < (uint64_t)llc)
             printf("  note: that fits in the %s last-level cache, so generation reads it from cache, not memory: "
                    "its %% of the memory-bandwidth limit understates the ceiling and can pass 100%%\n",
@@ -800,17 +816,22 @@ static int print_json(const struct bench_state *s, const char *cpu)
     for (int mi = 0; mi < o->n_models; mi++) {
         const struct model_entry *me = &s->models[mi];
         const struct cit_model_info *info = cit_model_info(me->m);
-        json_array_append_new(
-            models, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "path",
-                              o->models[mi],
-                              "name", info->name, "arch", info->arch, "type", type_name(info->weight_type),
-                              "size_bytes", (json_int_t)info->weight_bytes, "n_params", (json_int_t)info->n_params,
-                              "load_ms", me->load_ms, "repacked_bytes", (json_int_t)me->repacked_bytes,
-                              "weight_bytes_per_token", (json_int_t)me->rl.weight_bytes_per_token, "kv_bytes_per_pos",
-                              (json_int_t)me->rl.kv_bytes_per_pos, "layer_matrix_params",
-                              (json_int_t)me->rl.layer_matrix_params, "output_params",
-                              (json_int_t)me->rl.output_params, "quantized", me->rl.quantized, "fits_in_llc",
-                              llc > 0 && me->rl.weight_bytes_per_token < (uint64_t)llc));
+        json_t *jm = json_pack(
+            "{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "path", o->models[mi], "name",
+            info->name, "arch", info->arch, "type", type_name(info->weight_type), "size_bytes",
+            (json_int_t)info->weight_bytes, "n_params", (json_int_t)info->n_params, "load_ms", me->load_ms,
+            "repacked_bytes", (json_int_t)me->repacked_bytes, "weight_bytes_per_token",
+            (json_int_t)me->rl.weight_bytes_per_token, "kv_bytes_per_pos", (json_int_t)me->rl.kv_bytes_per_pos,
+            "layer_matrix_params", (json_int_t)me->rl.layer_matrix_params, "output_params",
+            (json_int_t)me->rl.output_params, "quantized", me->rl.quantized, "fits_in_llc",
+            llc > 0 && me->rl.weight_bytes_per_token < (uint64_t)llc);
+        if (!jm)
+            goto oom;
+        json_object_set_new(jm, "mapped_resident_bytes",
+                            me->pages_known ? json_integer((json_int_t)me->resident_bytes) : json_null());
+        json_object_set_new(jm, "mapped_huge_bytes",
+                            me->pages_known ? json_integer((json_int_t)me->huge_bytes) : json_null());
+        json_array_append_new(models, jm);
     }
     json_object_set_new(root, "models", models);
     models = NULL;

@@ -634,6 +634,41 @@ enum cit_status cit_gguf_open_memory(const void *data, size_t size, struct cit_g
     return open_common(data, size, NULL, 0, out, err, errlen);
 }
 
+/* The file read-only at an address aligned to 2 MiB, with MADV_HUGEPAGE:
+ * where the page cache holds the file in 2 MiB folios (Linux 6.16+ on ext4
+ * and XFS reads a file so when a mapping asks for huge pages), the kernel
+ * then maps them whole, and a decode pass over the weights takes a TLB miss
+ * per 2 MiB rather than per 4 KiB (docs/engine.md, "Huge pages"). Both are
+ * requests the kernel may ignore; any failure falls back to a plain
+ * mapping. MAP_FAILED when even that fails (errno set). */
+static void *map_file(int fd, size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t len = 0;
+    if (pg > 0 && (size_t)pg <= huge && huge % (size_t)pg == 0 && size >= huge &&
+        cit_add_size(size, (size_t)pg - 1, &len) && cit_add_size(len / (size_t)pg * (size_t)pg, huge, &len)) {
+        /* reserve len = size rounded to pages + 2 MiB, then place the file at the first 2 MiB boundary in it */
+        unsigned char *res = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (res != MAP_FAILED) {
+            size_t head = (huge - (uintptr_t)res % huge) % huge, body = len - huge;
+            void *map = mmap(res + head, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+            if (map != MAP_FAILED) {
+                if (head)
+                    munmap(res, head);
+                if (huge - head)
+                    munmap(res + head + body, huge - head);
+#ifdef MADV_HUGEPAGE
+                madvise(map, size, MADV_HUGEPAGE); /* advisory: an error leaves 4 KiB pages */
+#endif
+                return map;
+            }
+            munmap(res, len);
+        }
+    }
+    return mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+}
+
 enum cit_status cit_gguf_open(const char *path, struct cit_gguf **out, char *err, size_t errlen)
 {
     if (!path || !out)
@@ -659,7 +694,7 @@ enum cit_status cit_gguf_open(const char *path, struct cit_gguf **out, char *err
     size_t size = (size_t)sb.st_size;
     void *map = NULL;
     if (size > 0) {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        map = map_file(fd, size);
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
@@ -688,6 +723,39 @@ void cit_gguf_free(struct cit_gguf *g)
     if (g->map)
         munmap(g->map, g->map_len);
     free(g);
+}
+
+bool cit_gguf_map_pages(const struct cit_gguf *g, uint64_t *resident, uint64_t *huge)
+{
+    if (!g || !g->map || !resident || !huge)
+        return false;
+    FILE *f = fopen("/proc/self/smaps", "re");
+    if (!f)
+        return false;
+    /* The mapping's areas (one, unless something split it) and their Rss and
+     * FilePmdMapped lines, in kB; of the lines, only the area headers parse
+     * as two hex numbers joined by '-'. */
+    const uintptr_t lo = (uintptr_t)g->map, end = lo + g->map_len;
+    uint64_t rss = 0, pmd = 0;
+    bool in = false, seen = false;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b, kb;
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
+            in = a >= lo && a < end; /* areas are disjoint: one starting inside is part of it */
+            seen |= in;
+        } else if (in && sscanf(line, "Rss: %lu kB", &kb) == 1) {
+            rss += (uint64_t)kb * 1024;
+        } else if (in && sscanf(line, "FilePmdMapped: %lu kB", &kb) == 1) {
+            pmd += (uint64_t)kb * 1024;
+        }
+    }
+    fclose(f);
+    if (!seen)
+        return false;
+    *resident = rss;
+    *huge = pmd < rss ? pmd : rss;
+    return true;
 }
 
 /* ---- accessors ---- */

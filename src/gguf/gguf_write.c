@@ -26,6 +26,13 @@
 #define GGUF_MAGIC "GGUF"
 #define GGUF_VERSION 3u
 #define ALIGN_KEY "general.alignment"
+/* The stdio buffer: data reaches the kernel in 2 MiB writes at 2 MiB
+ * offsets, which a page cache with large folios (Linux 6.16+ on ext4, XFS)
+ * keeps as 2 MiB folios, so the model loaded next is mapped in 2 MiB pages
+ * (gguf.c, map_file). glibc's default 4 KiB writes leave 4 KiB pages;
+ * measured on a 606 MiB TinyLlama Q4_0: 0% against 99.8% of its mapping in
+ * 2 MiB pages, and generation 4-7% faster with them (docs/engine.md). */
+#define WRITE_BUF ((size_t)2 << 20)
 
 struct wkv {
     char *key;
@@ -61,6 +68,7 @@ struct cit_gguf_writer {
     /* writing state */
     bool begun, finished;
     FILE *f;
+    char *iobuf; /* f's buffer, WRITE_BUF bytes (freed after f is closed) */
     char *path, *tmp_path;
     uint32_t alignment;
     uint64_t data_offset, file_size;
@@ -107,6 +115,7 @@ void cit_gguf_writer_free(struct cit_gguf_writer *w)
         return;
     if (w->f)
         fclose(w->f);
+    free(w->iobuf);
     if (w->tmp_path && !w->finished)
         unlink(w->tmp_path);
     for (size_t i = 0; i < w->n_kv; i++) {
@@ -515,6 +524,11 @@ enum cit_status cit_gguf_writer_begin(struct cit_gguf_writer *w, const char *pat
         close(fd);
         fail(w, CIT_ERR_IO, "cannot write %s: %s", w->tmp_path, strerror(e));
         return report(w, err, errlen);
+    }
+    /* without the memory, stdio's own buffer serves (4 KiB pages, as before) */
+    if ((w->iobuf = malloc(WRITE_BUF)) && setvbuf(w->f, w->iobuf, _IOFBF, WRITE_BUF) != 0) {
+        free(w->iobuf);
+        w->iobuf = NULL;
     }
 
     struct buf b = {0};

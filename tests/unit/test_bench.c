@@ -187,6 +187,11 @@ static void test_json_quick_run(void **state)
     assert_int_equal((long long)num(m0, "repacked_bytes"), 0); /* no --repack */
     assert_int_equal((long long)num(m0, "weight_bytes_per_token"), 1040384);
     assert_int_equal((long long)num(m0, "kv_bytes_per_pos"), 1280);
+    /* the file mapping after the tests: all of its 1,185,376 bytes touched (the pages they
+     * span), none in 2 MiB pages since the file is smaller than one */
+    long long pg = sysconf(_SC_PAGESIZE);
+    assert_int_equal((long long)num(m0, "mapped_resident_bytes"), (1185376 + pg - 1) / pg * pg);
+    assert_int_equal((long long)num(m0, "mapped_huge_bytes"), 0);
 
     json_t *rows = json_object_get(j, "rows");
     assert_int_equal(json_array_size(rows), 3);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -850,6 +851,44 @@ static void test_stories260k(void **state)
     cit_gguf_free(g);
 }
 
+/* A file of 2 MiB or more is mapped at a 2 MiB boundary (so the kernel can
+ * use 2 MiB pages for it), and cit_gguf_map_pages accounts for its pages:
+ * every byte read is resident; a memory buffer has no mapping to report. */
+static void test_map_pages(void **state)
+{
+    (void)state;
+    struct cit_gguf *g = NULL;
+    char err[512];
+    const char *path = test_shared_path("models/micro-llama-f32.gguf");
+    if (cit_gguf_open(path, &g, err, sizeof err))
+        fail_msg("%s: %s", path, err);
+    uint64_t size = cit_gguf_file_size(g);
+    assert_true(size >= ((uint64_t)2 << 20));
+    const struct cit_gguf_tensor *t = cit_gguf_tensor_at(g, 0);
+    const uint8_t *base = (const uint8_t *)t->data - cit_gguf_data_offset(g) - t->offset;
+    assert_int_equal((uintptr_t)base % ((uintptr_t)2 << 20), 0);
+    volatile uint8_t sink = 0;
+    long pg = sysconf(_SC_PAGESIZE);
+    for (uint64_t off = 0; off < size; off += (uint64_t)pg)
+        sink ^= base[off];
+    (void)sink;
+    uint64_t resident = 0, huge = 0;
+    assert_true(cit_gguf_map_pages(g, &resident, &huge));
+    assert_int_equal(resident, (size + (uint64_t)pg - 1) / (uint64_t)pg * (uint64_t)pg);
+    assert_true(huge <= resident);
+    assert_int_equal(huge % ((uint64_t)2 << 20), 0);
+    cit_gguf_free(g);
+
+    size_t len;
+    char *file = test_read_file(path, &len);
+    assert_non_null(file);
+    assert_int_equal(cit_gguf_open_memory(file, len, &g, err, sizeof err), CIT_OK);
+    assert_false(cit_gguf_map_pages(g, &resident, &huge));
+    assert_false(cit_gguf_map_pages(NULL, &resident, &huge));
+    cit_gguf_free(g);
+    free(file);
+}
+
 /* Every prefix of the header, and a sample of prefixes in the data section,
  * must be rejected cleanly (exact-size heap copies, so ASan sees over-reads). */
 static void test_truncations(void **state)
@@ -967,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_bool_value),
         cmocka_unit_test(test_nested_array),
         cmocka_unit_test(test_bad_alignment),
+        cmocka_unit_test(test_map_pages),
         cmocka_unit_test(test_duplicate_tensor),
         cmocka_unit_test(test_unknown_tensor_type),
         cmocka_unit_test(test_n_dims),
