@@ -80,7 +80,7 @@ static enum cit_isa detect(void)
  * +1.5-6%, 1024 -7-10%. AMD (Zen 4 EPYC, paired against 256): Q4_0 768
  * +7-33% by shape, Q8_0 1024 against 512 +2-12%; Q4_K 8 super-blocks against
  * 4 +7-19% (12: the same as 8). Other CPUs keep Intel's. */
-static struct cit_row_prefetch row_prefetch = {256, 512, 4};
+static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0};
 
 static bool cpu_is_amd(void)
 {
@@ -96,7 +96,7 @@ static bool cpu_is_amd(void)
 static void build(void)
 {
     if (cpu_is_amd())
-        row_prefetch = (struct cit_row_prefetch){768, 1024, 8};
+        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048};
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);
 #if CIT_X86_KERNELS
     static const cit_kernel_register_fn regs[CIT_ISA_COUNT][3] = {

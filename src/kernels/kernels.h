@@ -133,6 +133,12 @@ const struct cit_kernel *cit_kernel_get(uint32_t type);
 struct cit_row_prefetch {
     uint32_t q4_0, q8_0; /* bytes */
     uint32_t k_affine;   /* Q4_K / Q5_K: super-blocks (Q6_K keeps 4 everywhere) */
+    /* Q4_0 / Q8_0 rows of at least this many bytes (0: none) take the next
+     * 16-row block's bytes in file order, a share per step of the current
+     * block, in place of each row's bytes ahead: one stream for the memory
+     * system, not 16 (AMD: 2048, which puts TinyLlama's Q4_0 ffn_down and
+     * all its large Q8_0 matrices there; Intel unmeasured, so none). */
+    uint32_t seq_row_bytes;
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
 

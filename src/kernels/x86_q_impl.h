@@ -21,7 +21,9 @@
  * block's dot, so the reduction yields the exact block integer. Prefetch:
  * each row xq_pf_dist bytes ahead (set per CPU), and as many first bytes of the
  * next block's rows while this block runs (nothing else asks for them
- * early, and with 1-2 KiB rows they are a third to a half of the bytes).
+ * early, and with 1-2 KiB rows they are a third to a half of the bytes);
+ * rows of xq_seq_row_bytes or more take the whole next block in file order
+ * instead (set per CPU).
  *
  * few tokens (Q4_0 with VNNI, XQ_IL_MIN <= n_tokens < XQ_SMALL_IL), lanes =
  * 16 weight rows with the rows transposed in registers, so nothing is
@@ -80,6 +82,16 @@ XQ_INLINE size_t xq_pf_dist(const int q4)
 #endif
     const struct cit_row_prefetch *t = cit_row_prefetch();
     return q4 ? t->q4_0 : t->q8_0;
+}
+/* The row length from which the decode path prefetches the next 16-row
+ * block in file order (cit_row_prefetch); -DXQ_SEQ_ROW_BYTES fixes it. */
+XQ_INLINE size_t xq_seq_row_bytes(void)
+{
+#ifdef XQ_SEQ_ROW_BYTES
+    return XQ_SEQ_ROW_BYTES;
+#else
+    return cit_row_prefetch()->seq_row_bytes;
+#endif
 }
 #ifndef XQ_IL_PF
 #define XQ_IL_PF 512 /* the same for the few-token Q4_0 path (xq_decode_il) */
@@ -194,7 +206,7 @@ XQ_INLINE __m512i xq_reduce4(__m512i p0, __m512i p1, __m512i p2, __m512i p3)
 /* Rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 + NT - 1. */
 XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
                          size_t tok0, float *y, size_t ldy, const int NT, const int q4, size_t ahead,
-                         const unsigned char *pf, size_t pf_nrows)
+                         const unsigned char *pf, size_t pf_nrows, const int seq)
 {
     const size_t nb = n_in / CIT_QK, bsz = q4 ? 18 : 34;
     const int K = q4 ? 8 : (XQ_VNNI ? 128 : 0);
@@ -216,16 +228,22 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
         __m512 facc[XQ_DEC_T];
         for (int t = 0; t < NT; t++)
             facc[t] = _mm512_setzero_ps();
-        /* The per-row prefetch runs `ahead` bytes ahead, so nothing in this block asks early for
-         * each row's first `ahead` bytes: those of the pf_nrows rows from pf (the next
-         * block) are prefetched here, a few rows per chunk (measured: Q4_0 at n_in 2048, one
-         * thread, from memory, 6.7 -> 8.5 GB/s). */
+        /* The next block (pf_nrows rows from pf), a share per chunk. With seq, all of it in
+         * file order (measured on Zen 4 against the per-row form, from memory:
+         * docs/benchmarks.md, session 5); the caller then passes ahead 0 for every block but
+         * its first, which the block before has fetched. Otherwise its rows' first `ahead`
+         * bytes, which nothing else asks for early since the per-row prefetch runs `ahead`
+         * bytes ahead (measured: Q4_0 at n_in 2048, one thread, from memory, 6.7 -> 8.5 GB/s). */
         const size_t nsteps = (nb + 3) / 4;
-        const size_t rps = (pf_nrows + nsteps - 1) / nsteps; /* rows per chunk */
+        const size_t rps = (pf_nrows + nsteps - 1) / nsteps;                   /* rows per chunk */
+        const size_t nlines = (pf_nrows * row_bytes + 63) / 64, lps = (nlines + nsteps - 1) / nsteps;
         for (size_t b0 = 0; b0 < nb; b0 += 4) {
             const int nblk = nb - b0 < 4 ? (int)(nb - b0) : 4;
-            const size_t pr = b0 / 4 * rps;
-            if (pr < pf_nrows)
+            const size_t pr = b0 / 4 * rps, pl = b0 / 4 * lps;
+            if (seq && pl < nlines)
+                for (size_t l = pl; l < pl + lps && l < nlines; l++)
+                    _mm_prefetch((const char *)pf + 64 * l, XQ_PF_HINT);
+            else if (!seq && pr < pf_nrows)
                 cit_prefetch_row_heads(pf, row_bytes, pr, rps < pf_nrows - pr ? rps : pf_nrows - pr, ahead);
             uint64_t hrow[16];   /* Q8_0's scales, row-major */
             __m512i q4s[4];      /* Q4_0's, 4 rows each (xq_q4_scales4) */
@@ -852,21 +870,28 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     /* The first block's row heads: nothing before this call asked for them, and each call
      * (a chunk of the pool's rows) starts cold. Measured on Zen 4, Q4_0 256x2048 at 1024 bytes
      * ahead, paired against 256 bytes without them: 0.91 without, 1.03 with. */
-    const size_t ahead = xq_pf_dist(q4);
+    const size_t ahead = xq_pf_dist(q4), seq_min = xq_seq_row_bytes();
     cit_prefetch_row_heads(w, row_bytes, r0, r1 - r0 < 16 ? r1 - r0 : 16, ahead);
     for (size_t rb = r0; rb < r1; rb += 16) {
-        /* the next block's row heads are prefetched during the first pass */
+        /* long rows, one token: the next block in file order, and each row's bytes ahead only
+         * in the call's first block, which no block before fetched */
+        const bool seq = n_tokens == 1 && seq_min && row_bytes >= seq_min;
+        const size_t rows_ahead = seq && rb > r0 ? 0 : ahead;
+        /* the next block is prefetched during the first pass */
         const size_t nx = rb + 16 < r1 ? (r1 - rb - 16 < 16 ? r1 - rb - 16 : 16) : 0;
         const unsigned char *pf = (const unsigned char *)w + (nx ? (rb + 16) * row_bytes : 0);
         for (size_t t0 = 0, n; t0 < n_tokens; t0 += n) {
             n = n_tokens - t0 == 4 ? 2 : (n_tokens - t0 < 3 ? n_tokens - t0 : 3); /* 4 = 2 + 2, not 3 + 1 */
             size_t pfn = t0 == 0 ? nx : 0;
+            /* seq (n 1) a constant in each instance: the per-row form's code stays as it was */
             if (n == 3)
-                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 3, q4, ahead, pf, pfn);
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 3, q4, rows_ahead, pf, pfn, 0);
             else if (n == 2)
-                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 2, q4, ahead, pf, pfn);
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 2, q4, rows_ahead, pf, pfn, 0);
+            else if (seq)
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1, q4, rows_ahead, pf, pfn, 1);
             else
-                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1, q4, ahead, pf, pfn);
+                xq_decode(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1, q4, rows_ahead, pf, pfn, 0);
         }
     }
 }

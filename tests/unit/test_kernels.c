@@ -417,11 +417,14 @@ static void test_row_prefetch_by_vendor(void **state)
     fclose(f);
     if (amd < 0)
         skip(); /* not an x86 /proc/cpuinfo */
-    fprintf(stderr, "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes, Q4_K / Q5_K %u super-blocks (%s)\n", t->q4_0,
-            t->q8_0, t->k_affine, amd ? "AMD" : "not AMD");
+    fprintf(stderr,
+            "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes, Q4_K / Q5_K %u super-blocks, next block in file order "
+            "from %u-byte rows (%s)\n",
+            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, amd ? "AMD" : "not AMD");
     assert_int_equal(t->q4_0, amd && CIT_X86_KERNELS ? 768 : 256);
     assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
     assert_int_equal(t->k_affine, amd && CIT_X86_KERNELS ? 8 : 4);
+    assert_int_equal(t->seq_row_bytes, amd && CIT_X86_KERNELS ? 2048 : 0);
 }
 
 int main(void)
