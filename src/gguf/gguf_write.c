@@ -31,7 +31,7 @@
  * keeps as 2 MiB folios, so the model loaded next is mapped in 2 MiB pages
  * (gguf.c, map_file). glibc's default 4 KiB writes leave 4 KiB pages;
  * measured on a 606 MiB TinyLlama Q4_0: 0% against 99.8% of its mapping in
- * 2 MiB pages, and generation 4-7% faster with them (docs/engine.md). */
+ * 2 MiB pages, and generation about 5% faster with them (docs/engine.md). */
 #define WRITE_BUF ((size_t)2 << 20)
 
 struct wkv {
