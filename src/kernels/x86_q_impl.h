@@ -871,11 +871,11 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
      * (a chunk of the pool's rows) starts cold. Measured on Zen 4, Q4_0 256x2048 at 1024 bytes
      * ahead, paired against 256 bytes without them: 0.91 without, 1.03 with. */
     const size_t ahead = xq_pf_dist(q4), seq_min = xq_seq_row_bytes();
+    /* long rows, one token: the next block in file order, and each row's bytes ahead only in
+     * the call's first block, which no block before fetched */
+    const bool seq = n_tokens == 1 && seq_min && row_bytes >= seq_min;
     cit_prefetch_row_heads(w, row_bytes, r0, r1 - r0 < 16 ? r1 - r0 : 16, ahead);
     for (size_t rb = r0; rb < r1; rb += 16) {
-        /* long rows, one token: the next block in file order, and each row's bytes ahead only
-         * in the call's first block, which no block before fetched */
-        const bool seq = n_tokens == 1 && seq_min && row_bytes >= seq_min;
         const size_t rows_ahead = seq && rb > r0 ? 0 : ahead;
         /* the next block is prefetched during the first pass */
         const size_t nx = rb + 16 < r1 ? (r1 - rb - 16 < 16 ? r1 - rb - 16 : 16) : 0;
