@@ -87,13 +87,49 @@ static void gemm_rows(void *arg, size_t begin, size_t end, unsigned tid)
 void cit_matmul_packed(struct cit_threadpool *pool, const struct cit_matrix *w, const void *act, size_t n_tokens,
                        float *y)
 {
+    cit_matmul_packed_n(pool, &w, 1, act, n_tokens, &y);
+}
+
+struct gemm_multi_job {
+    struct gemm_job m[CIT_MATMUL_MAX_FUSED];
+    size_t start[CIT_MATMUL_MAX_FUSED + 1]; /* first index of each matrix's rows, in whole tiles */
+    size_t n_mats;
+};
+
+/* Indices [begin, end) of the matrices' rows laid end to end, each matrix's
+ * rows rounded up to whole tiles so that every matrix's chunks start at its
+ * own multiples of the tile, as when it runs alone. */
+static void gemm_multi_rows(void *arg, size_t begin, size_t end, unsigned tid)
+{
+    struct gemm_multi_job *j = arg;
+    for (size_t i = 0; i < j->n_mats && begin < end; i++) {
+        if (begin >= j->start[i + 1])
+            continue;
+        size_t n_out = j->m[i].w->n_out;
+        size_t b = begin - j->start[i], e = (end < j->start[i + 1] ? end : j->start[i + 1]) - j->start[i];
+        if (e > n_out)
+            e = n_out;
+        if (b < e)
+            gemm_rows(&j->m[i], b, e, tid);
+        begin = j->start[i + 1];
+    }
+}
+
+void cit_matmul_packed_n(struct cit_threadpool *pool, const struct cit_matrix *const *w, size_t n_mats,
+                         const void *act, size_t n_tokens, float *const *y)
+{
+    assert(n_mats >= 1 && n_mats <= CIT_MATMUL_MAX_FUSED);
     if (n_tokens == 0)
         return;
-    struct gemm_job j = {cit_kernel_get(w->type), w, act, n_tokens, y};
+    struct gemm_multi_job j = {.n_mats = n_mats};
+    for (size_t i = 0; i < n_mats; i++) {
+        j.m[i] = (struct gemm_job){cit_kernel_get(w[i]->type), w[i], act, n_tokens, y[i]};
+        j.start[i + 1] = j.start[i] + ((size_t)w[i]->n_out + 15) / 16 * 16;
+    }
     /* Chunks of whole 16-row tiles (the decode kernels' blocks); the pool
      * shrinks them as the rows run out, so the threads finish within a tile
      * of each other. */
-    cit_threadpool_for(pool, w->n_out, 16, gemm_rows, &j);
+    cit_threadpool_for(pool, j.start[n_mats], 16, gemm_multi_rows, &j);
 }
 
 void cit_matmul(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,

@@ -64,6 +64,17 @@ void cit_matmul_pack(struct cit_threadpool *pool, const struct cit_matrix *w, co
 void cit_matmul_packed(struct cit_threadpool *pool, const struct cit_matrix *w, const void *act, size_t n_tokens,
                        float *y);
 
+/* Most matrices cit_matmul_packed_n takes at once. */
+#define CIT_MATMUL_MAX_FUSED 4
+
+/* cit_matmul_packed for n_mats (1 .. CIT_MATMUL_MAX_FUSED) matrices that
+ * share the packed input act (cit_matmul_same_act), y[i] for w[i], in one
+ * parallel loop over all their rows: the threads wait for each other once,
+ * not once per matrix, and each one's stream of weight rows runs on from
+ * one matrix into the next. Each output is the same as cit_matmul_packed's. */
+void cit_matmul_packed_n(struct cit_threadpool *pool, const struct cit_matrix *const *w, size_t n_mats,
+                         const void *act, size_t n_tokens, float *const *y);
+
 /* Pack then multiply. */
 void cit_matmul(struct cit_threadpool *pool, const struct cit_matrix *w, const float *x, size_t n_tokens,
                 float *y, void *act);

@@ -73,10 +73,11 @@ static void add_bias(float *y, const float *b, size_t n_rows, size_t dim)
 static void matmul_shared_input(struct cit_context *c, const struct cit_matrix *const *w, float *const *y,
                                 size_t n_mats, const float *x, size_t n)
 {
-    for (size_t i = 0; i < n_mats; i++) {
-        if (i == 0 || !cit_matmul_same_act(w[i - 1], w[i], n))
-            cit_matmul_pack(c->pool, w[i], x, n, c->act);
-        cit_matmul_packed(c->pool, w[i], c->act, n, y[i]);
+    for (size_t i = 0, run; i < n_mats; i += run) {
+        cit_matmul_pack(c->pool, w[i], x, n, c->act);
+        for (run = 1; i + run < n_mats && run < CIT_MATMUL_MAX_FUSED && cit_matmul_same_act(w[i], w[i + run], n);)
+            run++;
+        cit_matmul_packed_n(c->pool, w + i, run, c->act, n, y + i);
     }
 }
 

@@ -6,6 +6,7 @@
  * prefix), every decode validation error, context limits. On small GGUF
  * files written by this test: every class of bad hyper-parameter and bad
  * tensor is refused with an error naming the key or tensor. */
+#include <assert.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -23,6 +24,7 @@
 #include "citadel/model.h"
 #include "citadel/tensor.h"
 #include "kernels/kernels.h"
+#include "kernels/matmul.h"
 #include "support.h"
 
 /* ---- thread pool ---- */
@@ -95,6 +97,90 @@ static void test_threadpool(void **state)
     }
     cit_threadpool_free(NULL);
     assert_true(cit_cpu_count() >= 1);
+}
+
+/* ---- several matrices in one parallel loop ---- */
+
+/* cit_matmul_packed_n over matrices of mixed types and row counts (some not
+ * whole 16-row tiles, which the fused index space rounds up) must give each
+ * matrix exactly what cit_matmul_packed gives it alone, for every pool size
+ * and token count, and write nothing past each output. */
+static void test_matmul_fused(void **state)
+{
+    (void)state;
+    enum { N_IN = 512, PAD = 7 };
+    static const uint32_t types[] = {CIT_TYPE_Q4_K, CIT_TYPE_Q6_K, CIT_TYPE_Q4_K, CIT_TYPE_Q6_K};
+    static const uint32_t outs[] = {37, 16, 5, 100};
+    static const size_t toks[] = {1, 3, 20};
+    static const unsigned threads[] = {1, 2, 3};
+    enum { NM = sizeof types / sizeof types[0] };
+    static_assert(NM <= CIT_MATMUL_MAX_FUSED, "one fused call");
+    test_rng_seed(99);
+    struct cit_matrix m[NM];
+    const struct cit_matrix *mp[NM];
+    float *tmp = malloc(N_IN * sizeof(float)), *x = malloc(N_IN * 20 * sizeof(float));
+    assert_non_null(tmp);
+    assert_non_null(x);
+    for (size_t i = 0; i < N_IN * 20; i++)
+        x[i] = test_rng_gauss();
+    for (size_t i = 0; i < NM; i++) {
+        /* Q6_K beside Q4_K where the tier's kernels share activations (x86), else Q4_K again */
+        uint32_t type = i == 0 || cit_kernel_same_act(cit_kernel_get(types[0]), cit_kernel_get(types[i]), 20)
+                            ? types[i]
+                            : types[0];
+        const struct cit_type_traits *tr = cit_type_traits(type);
+        uint64_t rb = 0;
+        assert_true(cit_type_row_size(type, N_IN, &rb));
+        unsigned char *d = malloc(rb * outs[i]);
+        assert_non_null(d);
+        for (size_t r = 0; r < outs[i]; r++) {
+            for (size_t e = 0; e < N_IN; e++)
+                tmp[e] = test_rng_gauss();
+            tr->from_float(tmp, d + r * rb, N_IN);
+        }
+        m[i] = (struct cit_matrix){d, tr, type, N_IN, outs[i], rb, CIT_LAYOUT_ROWS};
+        mp[i] = &m[i];
+        if (i > 0)
+            assert_true(cit_matmul_same_act(&m[0], &m[i], 20));
+    }
+    for (size_t ti = 0; ti < sizeof threads / sizeof threads[0]; ti++) {
+        struct cit_threadpool *p = NULL;
+        char err[128] = "";
+        assert_int_equal(cit_threadpool_new(threads[ti], &p, err, sizeof err), CIT_OK);
+        for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++) {
+            size_t n = toks[k];
+            uint64_t ab = 0;
+            assert_true(cit_matmul_act_bytes(types[0], N_IN, n, &ab));
+            void *act = malloc(ab);
+            assert_non_null(act);
+            cit_matmul_pack(p, &m[0], x, n, act);
+            float *want[NM], *got[NM];
+            for (size_t i = 0; i < NM; i++) {
+                size_t len = n * outs[i] + PAD;
+                want[i] = malloc(len * sizeof(float));
+                got[i] = malloc(len * sizeof(float));
+                assert_non_null(want[i]);
+                assert_non_null(got[i]);
+                for (size_t e = 0; e < len; e++)
+                    want[i][e] = got[i][e] = -1.0f; /* what nothing writes */
+                cit_matmul_packed(p, &m[i], act, n, want[i]);
+            }
+            cit_matmul_packed_n(p, mp, NM, act, n, got);
+            for (size_t i = 0; i < NM; i++) {
+                if (memcmp(want[i], got[i], (n * outs[i] + PAD) * sizeof(float)) != 0)
+                    fail_msg("matrix %zu (%u rows), %zu tokens, %u threads: fused output differs", i, outs[i], n,
+                             threads[ti]);
+                free(want[i]);
+                free(got[i]);
+            }
+            free(act);
+        }
+        cit_threadpool_free(p);
+    }
+    for (size_t i = 0; i < NM; i++)
+        free((void *)m[i].data);
+    free(tmp);
+    free(x);
 }
 
 /* ---- helpers over real models ---- */
@@ -981,6 +1067,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threadpool),
+        cmocka_unit_test(test_matmul_fused),
         cmocka_unit_test(test_model_info),
         cmocka_unit_test(test_load_errors_files),
         cmocka_unit_test(test_synthetic_valid),
