@@ -75,11 +75,7 @@ X2_INLINE void x2_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
     const int8_t *codes[XQ_DEC_T];
     const float *da[XQ_DEC_T];
     const int32_t *asum[XQ_DEC_T];
-    for (int t = 0; t < NT; t++) {
-        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
-        da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
-        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
-    }
+    xq_dec_tokens(act, n_in, tok0, NT, codes, da, asum);
     {
         const size_t rb = r0;
         size_t nr = r1 - rb < 8 ? r1 - rb : 8;

@@ -139,8 +139,18 @@ struct cit_row_prefetch {
      * system, not 16 (AMD: 2048, which puts TinyLlama's Q4_0 ffn_down and
      * all its large Q8_0 matrices there; Intel unmeasured, so none). */
     uint32_t seq_row_bytes;
+    /* Q4_0 decode with VNNI, rows under 4096 bytes: bytes ahead in the
+     * stream of a block's rows read one whole row after another, each line
+     * prefetched once; 0: the rows are read side by side, 16 streams (AMD:
+     * 8192; Intel unmeasured, so 0). */
+    uint32_t row_order;
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
+
+/* Replaces the CPU's settings with *p, or restores them (NULL): for tests,
+ * which run every form of the row kernels on any CPU. Not thread-safe:
+ * call it only while no kernel runs. */
+void cit_row_prefetch_override(const struct cit_row_prefetch *p);
 
 /* Prefetch into L2 (prefetcht1) the first min(len, row_bytes) bytes of
  * rows r0 .. r0 + n - 1 of a row-major matrix: the heads that a decode

@@ -57,6 +57,16 @@ static inline const int32_t *xq_dec_asum(const void *act, size_t n_in, size_t t)
 {
     return (const int32_t *)((const char *)act + t * xq_dec_token_bytes(n_in) + xq_chunks(n_in) * 144);
 }
+/* The three parts of tokens tok0 .. tok0 + nt - 1, per token. */
+static inline void xq_dec_tokens(const void *act, size_t n_in, size_t tok0, int nt, const int8_t **codes,
+                                 const float **d, const int32_t **asum)
+{
+    for (int t = 0; t < nt; t++) {
+        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
+        d[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
+        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
+    }
+}
 
 /* ---- tiled format: esz = 1 (byte form) or 2 (word form) ---- */
 

@@ -25,6 +25,10 @@
  * rows of xq_seq_row_bytes or more take the whole next block in file order
  * instead (set per CPU).
  *
+ * row order (Q4_0 with VNNI, n_tokens < XQ_IL_MIN, rows shorter than
+ * XQ_RS_ROW_MAX, where cit_row_prefetch asks for it): the decode's work with
+ * each row read whole before the next: see xq_decode_rs.
+ *
  * few tokens (Q4_0 with VNNI, XQ_IL_MIN <= n_tokens < XQ_SMALL_IL), lanes =
  * 16 weight rows with the rows transposed in registers, so nothing is
  * reduced across lanes: see xq_decode_il.
@@ -91,6 +95,16 @@ XQ_INLINE size_t xq_seq_row_bytes(void)
     return XQ_SEQ_ROW_BYTES;
 #else
     return cit_row_prefetch()->seq_row_bytes;
+#endif
+}
+/* Bytes ahead in the row-order decode's stream (xq_decode_rs), 0 where it
+ * is not used (cit_row_prefetch); -DXQ_RS_AHEAD fixes it. */
+XQ_INLINE size_t xq_rs_ahead(void)
+{
+#ifdef XQ_RS_AHEAD
+    return XQ_RS_AHEAD;
+#else
+    return cit_row_prefetch()->row_order;
 #endif
 }
 #ifndef XQ_IL_PF
@@ -214,11 +228,7 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
     const int8_t *codes[XQ_DEC_T];
     const float *da[XQ_DEC_T];
     const int32_t *asum[XQ_DEC_T];
-    for (int t = 0; t < NT; t++) {
-        codes[t] = xq_dec_codes(act, n_in, tok0 + (size_t)t);
-        da[t] = xq_dec_d(act, n_in, tok0 + (size_t)t);
-        asum[t] = xq_dec_asum(act, n_in, tok0 + (size_t)t);
-    }
+    xq_dec_tokens(act, n_in, tok0, NT, codes, da, asum);
     {
         const size_t rb = r0;
         size_t nr = r1 - rb < 16 ? r1 - rb : 16;
@@ -352,6 +362,101 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
             _mm512_mask_storeu_ps(y + (tok0 + (size_t)t) * ldy + rb, mask, facc[t]);
     }
 }
+
+#if XQ_VNNI
+/* Q4_0 rows the row-order decode takes: shorter than XQ_RS_ROW_MAX bytes
+ * (n_in < 7282). Paired on Zen 4 from memory against the 16 streams:
+ * Q4_0 rows of 1152 and 3168 bytes read 1.02-1.08x as fast. Q8_0 stays
+ * with the streams: its rows of 2176 bytes gained 0.995-1.04x by shape and
+ * level, but lost about 1.5 points of bandwidth in whole-model pairs, and
+ * its 5984-byte rows 0.94-0.97x at any distance from 4 to 96 KiB. */
+#define XQ_RS_ROW_MAX 4096
+#define XQ_RS_MAXQ 15 /* 16-block groups in such a row, at most */
+static_assert((XQ_RS_ROW_MAX / 18 + 15) / 16 <= XQ_RS_MAXQ, "the row-order scratch holds a whole row");
+
+/* Q4_0 rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 + NT - 1, each
+ * row read whole before the next: the block's bytes in file order, one
+ * stream, which the hardware prefetcher follows, helped by one prefetch per
+ * line `ahead` bytes on (16 rows read side by side are 16 streams; measured
+ * on Zen 4: docs/benchmarks.md, session 6). Per row and group of 16 blocks:
+ * the 4-block chunks' dots as xq_decode's, their 4 partial vectors reduced
+ * together (lane j, dword c: block 4c + j), put in block order, less
+ * 8 * asum, and the reference's first two float steps with lanes = blocks:
+ * (float)sumi * (d_w * d_a). Those products go to a scratch; a 16x16
+ * transpose per group then gives lanes = rows for the sums, added in block
+ * order as the reference adds them. */
+XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
+                            size_t tok0, float *y, size_t ldy, const int NT, size_t ahead)
+{
+    const size_t nb = n_in / CIT_QK, nq = (nb + 15) / 16;
+    const size_t nr = r1 - r0 < 16 ? r1 - r0 : 16;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    /* block 4c + j of a reduced group sits at dword 4j + c */
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _Alignas(64) float prod[XQ_DEC_T][XQ_RS_MAXQ][16][16]; /* [token][group][row][block of the group] */
+    const int8_t *codes[XQ_DEC_T];
+    const float *da[XQ_DEC_T];
+    const int32_t *asum[XQ_DEC_T];
+    xq_dec_tokens(act, n_in, tok0, NT, codes, da, asum);
+    for (size_t i = 0; i < 16; i++) {
+        const unsigned char *wr = (const unsigned char *)w + (r0 + (i < nr ? i : nr - 1)) * row_bytes;
+        for (size_t q = 0; q < nq; q++) {
+            __m512i part[XQ_DEC_T][4], raw[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const size_t b0 = 16 * q + 4 * (size_t)c;
+                if (b0 >= nb) {
+                    raw[c] = _mm512_setzero_si512(); /* scales 0 */
+                    for (int t = 0; t < NT; t++)
+                        part[t][c] = _mm512_setzero_si512();
+                    continue;
+                }
+                const int nblk = nb - b0 < 4 ? (int)(nb - b0) : 4;
+                /* each line once: those that start in this chunk's bytes, ahead bytes on */
+                const uintptr_t st = (uintptr_t)wr + b0 * 18 + ahead;
+                for (uintptr_t x = (st + 63) & ~(uintptr_t)63; x < st + (size_t)nblk * 18; x += 64)
+                    _mm_prefetch((const char *)x, XQ_PF_HINT);
+                __m512i v = xq_load_q4(wr, b0, nblk, &raw[c]);
+                __m512i lo = _mm512_and_si512(v, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *a = codes[t] + b0 / 4 * 128;
+                    part[t][c] = _mm512_dpbusd_epi32(
+                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(a)), hi,
+                        _mm512_loadu_si512(a + 64));
+                }
+            }
+            /* the row's 16 half scales in block order */
+            const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(xq_q4_scales4(raw)));
+            const size_t nv = nb - 16 * q < 16 ? nb - 16 * q : 16;
+            const __mmask16 m = (__mmask16)((1u << nv) - 1);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                __m512i si = xq_reduce4(part[t][0], part[t][1], part[t][2], part[t][3]);
+                si = _mm512_permutexvar_epi32(order, si);
+                si = _mm512_sub_epi32(si, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, asum[t] + 16 * q), 3));
+                __m512 sc = XQ_MUL(dw, _mm512_maskz_loadu_ps(m, da[t] + 16 * q));
+                _mm512_store_ps(prod[t][q][i], XQ_MUL(_mm512_cvtepi32_ps(si), sc));
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+        __m512 facc = _mm512_setzero_ps();
+        for (size_t q = 0; q < nq; q++) {
+            __m512i rows[16], col[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                rows[i] = _mm512_load_si512(prod[t][q][i]);
+            zmm_transpose16(rows, col);
+            const size_t nv = nb - 16 * q < 16 ? nb - 16 * q : 16;
+            for (size_t b = 0; b < nv; b++)
+                facc = XQ_ADD(facc, _mm512_castsi512_ps(col[b]));
+        }
+        _mm512_mask_storeu_ps(y + (tok0 + (size_t)t) * ldy + r0, (__mmask16)((1u << nr) - 1), facc);
+    }
+}
+#endif
 
 /* ---- tiled path ---- */
 
@@ -874,6 +979,21 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     /* long rows, one token: the next block in file order, and each row's bytes ahead only in
      * the call's first block, which no block before fetched */
     const bool seq = n_tokens == 1 && seq_min && row_bytes >= seq_min;
+#if XQ_VNNI
+    /* Q4_0, on CPUs where it was measured (cit_row_prefetch): each row whole before the next */
+    const size_t rs_ahead = q4 ? xq_rs_ahead() : 0;
+    if (rs_ahead && row_bytes < XQ_RS_ROW_MAX) { /* n_tokens < XQ_IL_MIN: one pass */
+        for (size_t rb = r0; rb < r1; rb += 16)
+            if (n_tokens == 3)
+                xq_decode_rs(w, row_bytes, n_in, rb, r1, act, 0, y, ldy, 3, rs_ahead);
+            else if (n_tokens == 2)
+                xq_decode_rs(w, row_bytes, n_in, rb, r1, act, 0, y, ldy, 2, rs_ahead);
+            else
+                xq_decode_rs(w, row_bytes, n_in, rb, r1, act, 0, y, ldy, 1, rs_ahead);
+        return;
+    }
+    static_assert(XQ_IL_MIN - 1 <= XQ_DEC_T && XQ_IL_MIN - 1 == 3, "the row-order dispatch above takes 1 to 3 tokens");
+#endif
     cit_prefetch_row_heads(w, row_bytes, r0, r1 - r0 < 16 ? r1 - r0 : 16, ahead);
     for (size_t rb = r0; rb < r1; rb += 16) {
         const size_t rows_ahead = seq && rb > r0 ? 0 : ahead;

@@ -17,13 +17,10 @@ static inline __attribute__((always_inline)) void zmm_transpose4x128(const __m51
     t[3] = _mm512_shuffle_i32x4(b, d, 0xdd);
 }
 
-/* 16 rows of 16 dwords (row i at in + 64 i) to columns: out[16 q + i] =
- * dword q of row i (the B layout of an AMX tile). */
-static inline void zmm_transpose16x32(const uint8_t *in, int32_t *out)
+/* 16x16 dword transpose in registers: out[c] dword i = r[i] dword c. */
+static inline __attribute__((always_inline)) void zmm_transpose16(const __m512i r[16], __m512i out[16])
 {
-    __m512i r[16], t[16], u[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_si512(in + 64 * i);
+    __m512i t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
@@ -40,8 +37,20 @@ static inline void zmm_transpose16x32(const uint8_t *in, int32_t *out)
         __m512i v[4] = {u[k], u[4 + k], u[8 + k], u[12 + k]}, o[4];
         zmm_transpose4x128(v, o);
         for (int L = 0; L < 4; L++)
-            _mm512_storeu_si512(out + 16 * (4 * L + k), o[L]);
+            out[4 * L + k] = o[L];
     }
+}
+
+/* 16 rows of 16 dwords (row i at in + 64 i) to columns: out[16 q + i] =
+ * dword q of row i (the B layout of an AMX tile). */
+static inline void zmm_transpose16x32(const uint8_t *in, int32_t *out)
+{
+    __m512i r[16], c[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_si512(in + 64 * i);
+    zmm_transpose16(r, c);
+    for (int q = 0; q < 16; q++)
+        _mm512_storeu_si512(out + 16 * q, c[q]);
 }
 
 #endif

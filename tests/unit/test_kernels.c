@@ -425,6 +425,44 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
     assert_int_equal(t->k_affine, amd && CIT_X86_KERNELS ? 8 : 4);
     assert_int_equal(t->seq_row_bytes, amd && CIT_X86_KERNELS ? 2048 : 0);
+    assert_int_equal(t->row_order, amd && CIT_X86_KERNELS ? 8192 : 0);
+}
+
+/* Every form of the Q4_0 / Q8_0 row decode, whichever the CPU picks: rows
+ * side by side (per-row prefetch, or the next block in file order from
+ * short rows on), or (Q4_0) one whole row after another at a near and a far
+ * distance, must give the reference's bits; row lengths cover one block, partial
+ * chunks and 16-block groups, and rows just short of the row-order form's
+ * limit and just past it. */
+static void test_row_forms_match_reference(void **state)
+{
+    (void)state;
+    const struct cit_row_prefetch cpu = *cit_row_prefetch();
+    struct cit_row_prefetch forms[4] = {cpu, cpu, cpu, cpu};
+    forms[0].row_order = 0;
+    forms[0].seq_row_bytes = 0;
+    forms[1].row_order = 0;
+    forms[1].seq_row_bytes = 64;
+    forms[2].row_order = 64;
+    forms[3].row_order = 8192;
+    /* Q4_0 rows on either side of the row-order form's limit (4096 bytes): 7264 / 7296 */
+    static const size_t ins[] = {32, 160, 544, 3872, 7264, 7296};
+    static const size_t outs[] = {1, 17, 37};
+    static const size_t toks[] = {1, 2, 3, 5};
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        cit_row_prefetch_override(&forms[f]);
+        assert_int_equal(cit_row_prefetch()->row_order, forms[f].row_order);
+        test_rng_seed(900 + f);
+        for (size_t a = 0; a < sizeof ins / sizeof ins[0]; a++)
+            for (size_t b = 0; b < sizeof outs / sizeof outs[0]; b++)
+                for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
+                    struct shape sh = {ins[a], outs[b], toks[c]};
+                    check_shape(CIT_TYPE_Q4_0, sh, true);
+                    check_shape(CIT_TYPE_Q8_0, sh, c % 2 == 1);
+                }
+    }
+    cit_row_prefetch_override(NULL);
+    assert_memory_equal(cit_row_prefetch(), &cpu, sizeof cpu);
 }
 
 int main(void)
@@ -432,6 +470,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_row_prefetch_by_vendor),
+        cmocka_unit_test(test_row_forms_match_reference),
         cmocka_unit_test(test_every_kernel_matches_reference),
         cmocka_unit_test(test_large_batch_matches_reference),
         cmocka_unit_test(test_r16_matches_reference),
