@@ -10,13 +10,16 @@
  * 2048 elements) side by side, 72 bytes of each in turn, as the Q4_0 decode
  * kernel reads them; 2: as 1 with each row prefetched 512 bytes ahead; 3 and
  * 4: as 1 with the next 16-row block prefetched sequentially into L1 (3) or
- * L2 (4) while this one is read. 1 GiB split over THREADS threads started
+ * L2 (4) while this one is read; 5: each row whole, one after another, 72
+ * bytes at a time with one prefetch per line 8 KiB ahead (L2), as the Q4_0
+ * row-order decode reads them. 1 GiB split over THREADS threads started
  * together; prints the best of 5 passes in GB/s. The buffer is anonymous
  * memory in 4 KiB pages; HUGE=1 asks for 2 MiB pages (as citadel bench's
  * probe does); FILE=path maps that file instead (read-only, as a model is
  * mapped; it should be in the page cache: read it once before). */
 #include <immintrin.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,14 @@ static void run(size_t r0, size_t r1)
     if (mode == 0) {
         for (const unsigned char *p = buf + r0 * ROW, *e = buf + r1 * ROW; p < e; p += 64)
             acc = _mm512_add_epi64(acc, _mm512_loadu_si512(p));
+    } else if (mode == 5) {
+        for (const unsigned char *p = buf + r0 * ROW, *e = buf + r1 * ROW; p < e; p += 72) {
+            /* the lines that start in these 72 bytes, 8 KiB on */
+            for (uintptr_t x = ((uintptr_t)p + 8192 + 63) & ~(uintptr_t)63; x < (uintptr_t)p + 8192 + 72; x += 64)
+                _mm_prefetch((const char *)x, _MM_HINT_T1);
+            acc = _mm512_add_epi64(acc, _mm512_loadu_si512(p));
+            acc = _mm512_add_epi64(acc, _mm512_loadu_si512(p + 8));
+        }
     } else {
         const size_t steps = ROW / 72, lines = 16 * ROW / 64, per = (lines + steps - 1) / steps;
         for (size_t rb = r0; rb < r1; rb += 16) {
@@ -89,13 +100,13 @@ static void *thread_main(void *arg)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s MODE(0-4) THREADS(1-64)\n", argv[0]);
+        fprintf(stderr, "usage: %s MODE(0-5) THREADS(1-64)\n", argv[0]);
         return 2;
     }
     mode = atoi(argv[1]);
     int nt = atoi(argv[2]);
-    if (mode < 0 || mode > 4 || nt < 1 || nt > 64) {
-        fprintf(stderr, "MODE is 0-4 and THREADS 1-64\n");
+    if (mode < 0 || mode > 5 || nt < 1 || nt > 64) {
+        fprintf(stderr, "MODE is 0-5 and THREADS 1-64\n");
         return 2;
     }
     size_t want = (size_t)1 << 30;

@@ -82,8 +82,8 @@ static enum cit_isa detect(void)
  * 4 +7-19% (12: the same as 8); rows from 2048 bytes in file order against
  * the per-row form, Q4_0 2048x5632 +3-9%, Q8_0 +2-12% (256x2048 -3%); Q4_0
  * rows read one after another (row_order, 8192 bytes ahead) against 16 side
- * by side, from memory: 256x2048 +8-13%, 2048x2048 +2-10%, 5632x2048 +2-9%,
- * 2048x5632 -2 to +2%; at 5632x2048, 4096 to 16384 bytes ahead gave
+ * by side, from memory: 256x2048 +8-9%, 2048x2048 +3.5%, 5632x2048 +4-9%,
+ * 2048x5632 -1.5 to +2%; at 5632x2048, 4096 to 16384 bytes ahead gave
  * 1.00-1.07x the 16 streams' speed, 512 to 2048 only 0.80-0.84x. Other CPUs
  * keep Intel's. */
 static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0}, cpu_row_prefetch;

@@ -366,10 +366,10 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
 #if XQ_VNNI
 /* Q4_0 rows the row-order decode takes: shorter than XQ_RS_ROW_MAX bytes
  * (n_in < 7282). Paired on Zen 4 from memory against the 16 streams:
- * Q4_0 rows of 1152 and 3168 bytes read 1.02-1.08x as fast. Q8_0 stays
- * with the streams: its rows of 2176 bytes gained 0.995-1.04x by shape and
- * level, but lost about 1.5 points of bandwidth in whole-model pairs, and
- * its 5984-byte rows 0.94-0.97x at any distance from 4 to 96 KiB. */
+ * Q4_0 rows of 1152 and 3168 bytes read 0.985-1.09x as fast by shape.
+ * Q8_0 stays with the streams: its rows of 2176 bytes read 0.96-1.04x by
+ * shape and level, about 2 points of bandwidth less in whole-model pairs,
+ * and its 5984-byte rows 0.94-0.97x at any distance from 4 to 96 KiB. */
 #define XQ_RS_ROW_MAX 4096
 #define XQ_RS_MAXQ 15 /* 16-block groups in such a row, at most */
 static_assert((XQ_RS_ROW_MAX / 18 + 15) / 16 <= XQ_RS_MAXQ, "the row-order scratch holds a whole row");
