@@ -992,7 +992,7 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
                 xq_decode_rs(w, row_bytes, n_in, rb, r1, act, 0, y, ldy, 1, rs_ahead);
         return;
     }
-    static_assert(XQ_IL_MIN - 1 <= XQ_DEC_T && XQ_IL_MIN - 1 == 3, "the row-order dispatch above takes 1 to 3 tokens");
+    static_assert(XQ_IL_MIN == 4, "the row-order dispatch above takes 1 to 3 tokens");
 #endif
     cit_prefetch_row_heads(w, row_bytes, r0, r1 - r0 < 16 ? r1 - r0 : 16, ahead);
     for (size_t rb = r0; rb < r1; rb += 16) {

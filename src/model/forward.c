@@ -68,8 +68,9 @@ static void add_bias(float *y, const float *b, size_t n_rows, size_t dim)
         cit_add(y + i * dim, b, dim);
 }
 
-/* Several matrices applied to the same input x (n, n_in): the input is
- * packed once for consecutive matrices that share a kernel. */
+/* Several matrices applied to the same input x (n, n_in): consecutive
+ * matrices that share an activation format get the input packed once and
+ * run as one parallel loop (cit_matmul_packed_n). */
 static void matmul_shared_input(struct cit_context *c, const struct cit_matrix *const *w, float *const *y,
                                 size_t n_mats, const float *x, size_t n)
 {
