@@ -136,8 +136,9 @@ struct cit_row_prefetch {
     /* Q4_0 / Q8_0 rows of at least this many bytes (0: none) take the next
      * 16-row block's bytes in file order, a share per step of the current
      * block, in place of each row's bytes ahead: one stream for the memory
-     * system, not 16 (AMD: 2048, which puts TinyLlama's Q4_0 ffn_down and
-     * all its large Q8_0 matrices there; Intel unmeasured, so none). */
+     * system, not 16 (AMD: 2048, which puts all TinyLlama's large Q8_0
+     * matrices there, and Q4_0 rows where the row-order form below is off;
+     * Intel unmeasured, so none). */
     uint32_t seq_row_bytes;
     /* Q4_0 decode with VNNI, rows under 4096 bytes: bytes ahead in the
      * stream of a block's rows read one whole row after another, each line

@@ -971,14 +971,6 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
         return;
     }
 #endif
-    /* decode: each 16-row block once from memory, for up to XQ_DEC_T tokens at a time */
-    /* The first block's row heads: nothing before this call asked for them, and each call
-     * (a chunk of the pool's rows) starts cold. Measured on Zen 4, Q4_0 256x2048 at 1024 bytes
-     * ahead, paired against 256 bytes without them: 0.91 without, 1.03 with. */
-    const size_t ahead = xq_pf_dist(q4), seq_min = xq_seq_row_bytes();
-    /* long rows, one token: the next block in file order, and each row's bytes ahead only in
-     * the call's first block, which no block before fetched */
-    const bool seq = n_tokens == 1 && seq_min && row_bytes >= seq_min;
 #if XQ_VNNI
     /* Q4_0, on CPUs where it was measured (cit_row_prefetch): each row whole before the next */
     const size_t rs_ahead = q4 ? xq_rs_ahead() : 0;
@@ -994,6 +986,14 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     }
     static_assert(XQ_IL_MIN == 4, "the row-order dispatch above takes 1 to 3 tokens");
 #endif
+    /* decode: each 16-row block once from memory, for up to XQ_DEC_T tokens at a time */
+    /* The first block's row heads: nothing before this call asked for them, and each call
+     * (a chunk of the pool's rows) starts cold. Measured on Zen 4, Q4_0 256x2048 at 1024 bytes
+     * ahead, paired against 256 bytes without them: 0.91 without, 1.03 with. */
+    const size_t ahead = xq_pf_dist(q4), seq_min = xq_seq_row_bytes();
+    /* long rows, one token: the next block in file order, and each row's bytes ahead only in
+     * the call's first block, which no block before fetched */
+    const bool seq = n_tokens == 1 && seq_min && row_bytes >= seq_min;
     cit_prefetch_row_heads(w, row_bytes, r0, r1 - r0 < 16 ? r1 - r0 : 16, ahead);
     for (size_t rb = r0; rb < r1; rb += 16) {
         const size_t rows_ahead = seq && rb > r0 ? 0 : ahead;
