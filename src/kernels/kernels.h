@@ -145,6 +145,9 @@ struct cit_row_prefetch {
      * prefetched once; 0: the rows are read side by side, 16 streams (AMD:
      * 8192; Intel unmeasured, so 0). */
     uint32_t row_order;
+    /* The same for the Q4_K / Q5_K / Q6_K decode with VNNI, rows of at most
+     * 16 super-blocks (AMD: 32768; Intel unmeasured, so 0). */
+    uint32_t row_order_k;
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
 

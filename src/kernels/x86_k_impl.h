@@ -369,6 +369,8 @@ static KX_ALWAYS_INLINE kvi kx_summ_rows(kvi m_lo, kvi m_hi, const uint8_t *ys)
 }
 
 #if KX_BITS == 512
+#include "kernels/x86_zmm.h"
+
 /* 512-bit forms of the two super-block dots: each zmm covers 64 consecutive
  * elements, so the activations are read in their natural order. A Q4_K
  * group of 64 elements is its 32 bytes of qs broadcast to both halves and
@@ -790,6 +792,241 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
     }
     _mm512_storeu_ps(out, zrow_order(sum));
 }
+#if KX_VNNI
+/* ---- row-order decode (cit_row_prefetch()->row_order) ----
+ * The 16 rows of a decode block are consecutive in the file. zblock_* read
+ * them side by side, super-block s of every row before s + 1: 16 streams.
+ * Here each row is read whole before the next, the block's bytes in file
+ * order, one stream, with one prefetch per line `ahead` bytes on (measured on
+ * Zen 4: docs/benchmarks.md). The (row, super-block) items are numbered
+ * k = r * nsb + s; each run of 16 items is reduced together (lane = item),
+ * their float steps done with lanes = items, and the 16 * nsb products
+ * summed per row in super-block order, as the reference adds them. */
+#define KX_RS_MAXSB 16 /* super-blocks per row at most (longer rows read no faster so: see kx_rs_ahead) */
+
+/* Bytes ahead in the row-order stream, 0 where it is not used
+ * (cit_row_prefetch); -DKX_RS_AHEAD fixes it. */
+static KX_ALWAYS_INLINE size_t kx_rs_ahead(void)
+{
+#ifdef KX_RS_AHEAD
+    return KX_RS_AHEAD;
+#else
+    return cit_row_prefetch()->row_order_k;
+#endif
+}
+
+/* One token's per-super-block values; yd and bp are tables for vpermps /
+ * vpermd (lane s: super-block s). */
+struct kx_rs_tok {
+    __m512 yd;          /* the token's Q8_K d */
+    __m512i bp[4];      /* Q4_K / Q5_K: bsums pair sums as int16 pairs, against the mins' even / odd bytes
+                         * (pairs 0, 2 | 1, 3 | 4, 6 | 5, 7); Q6_K: unused */
+    const uint8_t *act; /* the token's Q8_K row */
+    /* Q4_K / Q5_K: each super-block's codes in zrow_affine_vnni's order (yv) */
+    _Alignas(64) uint8_t yq[KX_RS_MAXSB][CIT_QK_K];
+};
+
+/* Which super-block each item is, the same for every token and block. */
+struct kx_rs_map {
+    __m512i gidx[KX_RS_MAXSB];     /* run g, lane L: item 16g + L's (Q4_K / Q5_K: item 16g + zrow_of(L)'s) */
+    uint8_t sk[16 * KX_RS_MAXSB]; /* item k's: k % nsb */
+};
+
+static KX_ALWAYS_INLINE void kx_rs_map_init(enum kx_kind kind, struct kx_rs_map *mp, size_t nsb)
+{
+    for (size_t k = 0; k < 16 * nsb; k++)
+        mp->sk[k] = (uint8_t)(k % nsb);
+    for (size_t g = 0; g < nsb; g++) {
+        _Alignas(64) int32_t ix[16];
+        for (int i = 0; i < 16; i++)
+            ix[i] = mp->sk[16 * g + (size_t)(kind == KX_Q6K ? i : zrow_of(i))];
+        mp->gidx[g] = _mm512_load_si512((const void *)ix);
+    }
+}
+
+static KX_ALWAYS_INLINE void kx_rs_tok_init(enum kx_kind kind, struct kx_rs_tok *tk, const uint8_t *act, size_t nsb)
+{
+    _Alignas(64) float yd[KX_RS_MAXSB] = {0};
+    _Alignas(64) int32_t bp[4][KX_RS_MAXSB] = {{0}};
+    for (size_t s = 0; s < nsb; s++) {
+        const uint8_t *ys = act + s * SB_ACT;
+        memcpy(&yd[s], ys, 4);
+        int16_t bs[16];
+        memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
+        int32_t p[8];
+        for (int j = 0; j < 8; j++)
+            p[j] = (int32_t)bs[2 * j] + (int32_t)bs[2 * j + 1];
+        bp[0][s] = pair16(p[0], p[2]);
+        bp[1][s] = pair16(p[1], p[3]);
+        bp[2][s] = pair16(p[4], p[6]);
+        bp[3][s] = pair16(p[5], p[7]);
+        if (kind != KX_Q6K)
+            for (int k = 0; k < 2; k++) /* yv[2k + h]: elements 128k + 32h .. + 31, then 128k + 64 + 32h .. + 31 */
+                for (int h = 0; h < 2; h++) {
+                    memcpy(tk->yq[s] + 128 * k + 64 * h, ys + 4 + 128 * k + 32 * h, 32);
+                    memcpy(tk->yq[s] + 128 * k + 64 * h + 32, ys + 4 + 128 * k + 64 + 32 * h, 32);
+                }
+    }
+    tk->yd = _mm512_load_ps(yd);
+    for (int i = 0; i < 4; i++)
+        tk->bp[i] = _mm512_load_si512((const void *)bp[i]);
+    tk->act = act;
+}
+
+/* One line prefetch for each line that starts in [p + ahead, p + ahead + n). */
+static KX_ALWAYS_INLINE void kx_rs_prefetch(const uint8_t *p, size_t n, size_t ahead)
+{
+    const uintptr_t st = (uintptr_t)p + ahead;
+    for (uintptr_t x = (st + 63) & ~(uintptr_t)63; x < st + n; x += 64)
+        _mm_prefetch((const char *)x, KX_PF_HINT);
+}
+
+/* out[r] = the sum over s < nsb (<= 16), in order, of prod[r * nsb + s]
+ * (r < 16): a 16x16 transpose (a gather per s cost a fifth of the decode
+ * on Zen 4). */
+static KX_ALWAYS_INLINE void kx_rs_sums(const float *prod, size_t nsb, float *out)
+{
+    const __mmask16 m = (__mmask16)((1u << nsb) - 1);
+    __m512i rows[16], col[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; r++)
+        rows[r] = _mm512_maskz_loadu_epi32(m, prod + (size_t)r * nsb);
+    zmm_transpose16(rows, col);
+    __m512 sum = _mm512_setzero_ps();
+    for (size_t s = 0; s < nsb; s++)
+        sum = _mm512_add_ps(sum, _mm512_castsi512_ps(col[s]));
+    _mm512_storeu_ps(out, sum);
+}
+
+/* Q6_K: rows w0 + r * nsb * 210 (r < 16) against one token: out[r] = the
+ * reference's dot. Item by item in file order, its stored codes' bias of 32
+ * folded into its dot through the scales (sum_j 32 sc_j * -bsums_j, exact
+ * in int16: |32 sc| <= 4096, |bsums| <= 2032); each run of 16 items reduced
+ * together, lane = item (gidx[g]: each item's super-block). */
+static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_t ahead, const struct kx_rs_tok *tk,
+                                            const struct kx_rs_map *mp, float *out)
+{
+    const size_t bb = 210;
+    _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
+    _Alignas(64) uint32_t dd[16];
+    __m512i pidx[2];
+    for (int h = 0; h < 2; h++) { /* as zblock_q6 */
+        short ix[32];
+        for (int l = 0; l < 32; l++)
+            ix[l] = (short)(8 * h + (l >> 3) + ((l & 7) >= 4 ? 4 : 0));
+        pidx[h] = _mm512_loadu_si512((const void *)ix);
+    }
+    for (size_t g = 0; g < nsb; g++) {
+        const uint8_t *b = w0 + 16 * g * bb;
+        if (ahead)
+            kx_rs_prefetch(b, 16 * bb, ahead);
+        __m512i acc[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            const uint8_t *blk = b + (size_t)i * bb;
+            const uint8_t *ys = tk->act + (size_t)mp->sk[16 * g + (size_t)i] * SB_ACT;
+            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)));
+            __m256i nbs = _mm256_sub_epi16(_mm256_setzero_si256(),
+                                           _mm256_loadu_si256((const __m256i *)(const void *)(ys + 4 + CIT_QK_K)));
+            acc[i] = _mm512_dpwssd_epi32(zrow_q6_vnni(blk, ys + 4, pidx),
+                                         _mm512_castsi256_si512(_mm256_slli_epi16(sc16, 5)), _mm512_zextsi256_si512(nbs));
+            uint16_t h;
+            memcpy(&h, blk + 208, 2);
+            dd[i] = h;
+        }
+        __m512i sumi = zreduce16(acc);
+        __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_load_si512((const void *)dd)));
+        __m512 yd = _mm512_permutexvar_ps(mp->gidx[g], tk->yd);
+        _mm512_store_ps(prod + 16 * g, _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi)));
+    }
+    kx_rs_sums(prod, nsb, out);
+}
+
+/* Q4_K / Q5_K: a block's 16 * nsb super-blocks are consecutive in the file,
+ * so each run of 16 is handled as zblock_affine handles 16 rows (lane L =
+ * item zrow_of(L), headers transposed with stride bb), each item against its
+ * own super-block of the token: gidx[g] lane L = that super-block, and
+ * sk[16g + i] item i's. */
+static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t *w0, size_t nsb, size_t ahead,
+                                                const struct kx_rs_tok *tk, const struct kx_rs_map *mp, float *out)
+{
+    const size_t bb = (size_t)kind_bytes(kind);
+    _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
+    __m512i sidx[2];
+    for (int k = 0; k < 2; k++) { /* as zblock_affine */
+        short b0s = (short)(0x8000 | (4 * k)), b1s = (short)(0x8000 | (4 * k + 1));
+        __m128i lo = _mm_setr_epi16(b0s, b0s, b0s, b0s, b1s, b1s, b1s, b1s);
+        __m128i hi = _mm_add_epi16(lo, _mm_set1_epi16(2));
+        sidx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lo, lo)), _mm256_set_m128i(hi, hi), 1);
+    }
+    const __m512i m00ff = _mm512_set1_epi32(0x00ff00ff);
+    for (size_t g = 0; g < nsb; g++) {
+        const uint8_t *b = w0 + 16 * g * bb;
+        if (ahead)
+            kx_rs_prefetch(b, 16 * bb, ahead);
+        __m512i hd[4];
+        zheaders(b, bb, hd);
+        __m512i dd = hd[0], s_lo, s_hi, m_lo, m_hi;
+        kx_scales_rows(hd[1], hd[2], hd[3], &s_lo, &s_hi, &m_lo, &m_hi);
+        uint64_t scl[16] __attribute__((aligned(64)));
+        _mm512_store_si512((void *)scl, _mm512_unpacklo_epi32(s_lo, s_hi));
+        _mm512_store_si512((void *)(scl + 8), _mm512_unpackhi_epi32(s_lo, s_hi));
+        const __m512i ix = mp->gidx[g];
+        __m512i summ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(m_lo, m00ff),
+                                           _mm512_permutexvar_epi32(ix, tk->bp[0]));
+        summ = _mm512_dpwssd_epi32(summ, _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), m00ff),
+                                   _mm512_permutexvar_epi32(ix, tk->bp[1]));
+        summ = _mm512_dpwssd_epi32(summ, _mm512_and_si512(m_hi, m00ff),
+                                   _mm512_permutexvar_epi32(ix, tk->bp[2]));
+        summ = _mm512_dpwssd_epi32(summ, _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), m00ff),
+                                   _mm512_permutexvar_epi32(ix, tk->bp[3]));
+        __m512i acc[16];
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++) {
+            const int i = zrow_of(r); /* lane r */
+            const uint8_t *yq = tk->yq[mp->sk[16 * g + (size_t)i]];
+            __m512i yv[4];
+            for (int k = 0; k < 4; k++)
+                yv[k] = _mm512_load_si512((const void *)(yq + 64 * k));
+            int k = (r & 2) * 4 + (r >> 2) * 2 + (r & 1);
+            acc[r] = zrow_affine_vnni(kind, b + (size_t)i * bb, yv, scl[k], sidx);
+        }
+        __m512i sumi = zreduce16(acc);
+        __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+        __m512 yd = _mm512_permutexvar_ps(ix, tk->yd);
+        __m512 t1 = _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi));
+        __m512 t2 = _mm512_mul_ps(_mm512_mul_ps(dmin, yd), _mm512_cvtepi32_ps(summ));
+        _mm512_store_ps(prod + 16 * g, zrow_order(_mm512_sub_ps(t1, t2)));
+    }
+    kx_rs_sums(prod, nsb, out);
+}
+
+/* 16-row blocks from r0 (r0 + 16 <= r1) in row order, nsb <= KX_RS_MAXSB;
+ * returns the first row not done. The first token's pass reads the block
+ * from memory; the others find it in L1 / L2. */
+static KX_ALWAYS_INLINE size_t kx_rows_rs(enum kx_kind kind, const void *w, size_t row_bytes, size_t nsb, size_t r0,
+                                          size_t r1, const void *act, size_t n_tokens, float *y, size_t ldy,
+                                          size_t ahead)
+{
+    struct kx_rs_tok tk[GEMM_MIN - 1];
+    struct kx_rs_map mp;
+    for (size_t t = 0; t < n_tokens; t++)
+        kx_rs_tok_init(kind, &tk[t], (const uint8_t *)act + t * nsb * SB_ACT, nsb);
+    kx_rs_map_init(kind, &mp, nsb);
+    size_t r = r0;
+    for (; r + 16 <= r1; r += 16) {
+        const uint8_t *w0 = (const uint8_t *)w + r * row_bytes;
+        for (size_t t = 0; t < n_tokens; t++)
+            if (kind == KX_Q6K)
+                kx_rs_block_q6(w0, nsb, t == 0 ? ahead : 0, &tk[t], &mp, y + t * ldy + r);
+            else
+                kx_rs_block_affine(kind, w0, nsb, t == 0 ? ahead : 0, &tk[t], &mp, y + t * ldy + r);
+    }
+    return r;
+}
+static_assert(GEMM_MIN - 1 <= 3, "kx_rows_rs keeps the few tokens' tables on the stack");
+#endif
 #define SB_AFFINE zsb_affine
 #define SB_Q6 zsb_q6
 #define DEC_ROWS 16 /* rows of a decode block, and its two kernels */
@@ -972,10 +1209,16 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
     size_t nsb = n_in / CIT_QK_K;
     int bb = kind_bytes(kind);
     size_t r = r0;
+#if KX_BITS == 512 && KX_VNNI
+    /* rows one after another where the CPU asks for it (its blocks' rows must be one span) */
+    const size_t rs_ahead = kx_rs_ahead();
+    if (rs_ahead && nsb <= KX_RS_MAXSB && row_bytes == nsb * (size_t)bb)
+        r = kx_rows_rs(kind, w, row_bytes, nsb, r0, r1, act, n_tokens, y, ldy, rs_ahead);
+#endif
     /* The first block's first pf super-blocks: the blocks prefetch pf ahead, so nothing
      * asked for these, and each call (a chunk of the pool's rows) starts cold. */
     const size_t pf = kind == KX_Q6K ? (size_t)KX_PF : kx_pf_affine();
-    if (r0 + DEC_ROWS <= r1)
+    if (r == r0 && r0 + DEC_ROWS <= r1)
         cit_prefetch_row_heads(w, row_bytes, r0, DEC_ROWS, pf * (size_t)bb);
     for (; r + DEC_ROWS <= r1; r += DEC_ROWS) {
         const uint8_t *w0 = (const uint8_t *)w + r * row_bytes;

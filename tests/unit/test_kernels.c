@@ -426,6 +426,7 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->k_affine, amd && CIT_X86_KERNELS ? 8 : 4);
     assert_int_equal(t->seq_row_bytes, amd && CIT_X86_KERNELS ? 2048 : 0);
     assert_int_equal(t->row_order, amd && CIT_X86_KERNELS ? 8192 : 0);
+    assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 32768 : 0);
 }
 
 /* Every form of the Q4_0 / Q8_0 row decode, whichever the CPU picks: rows
@@ -465,12 +466,47 @@ static void test_row_forms_match_reference(void **state)
     assert_memory_equal(cit_row_prefetch(), &cpu, sizeof cpu);
 }
 
+/* Both forms of the K-quant row decode (rows side by side, or with VNNI
+ * one whole row after another at a near and a far distance) must give the
+ * reference's bits: rows of 1 to 22 super-blocks (the row-order form takes
+ * up to 16; a block's runs of 16 items then span row ends or wrap the
+ * super-block index more than once), row counts with and without whole
+ * 16-row blocks, and 1 to 3 tokens (5: the tile path). */
+static void test_k_row_forms_match_reference(void **state)
+{
+    (void)state;
+    const struct cit_row_prefetch cpu = *cit_row_prefetch();
+    struct cit_row_prefetch forms[3] = {cpu, cpu, cpu};
+    forms[0].row_order_k = 0;
+    forms[1].row_order_k = 64;
+    forms[2].row_order_k = 32768;
+    static const uint32_t types[] = {CIT_TYPE_Q4_K, CIT_TYPE_Q5_K, CIT_TYPE_Q6_K};
+    static const size_t sbs[] = {1, 3, 8, 15, 16, 17, 22};
+    static const size_t outs[] = {17, 48};
+    static const size_t toks[] = {1, 2, 3, 5};
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        cit_row_prefetch_override(&forms[f]);
+        assert_int_equal(cit_row_prefetch()->row_order_k, forms[f].row_order_k);
+        test_rng_seed(950 + f);
+        for (size_t ty = 0; ty < sizeof types / sizeof types[0]; ty++)
+            for (size_t a = 0; a < sizeof sbs / sizeof sbs[0]; a++)
+                for (size_t b = 0; b < sizeof outs / sizeof outs[0]; b++)
+                    for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
+                        struct shape sh = {sbs[a] * CIT_QK_K, outs[b], toks[c]};
+                        check_shape(types[ty], sh, (a + c) % 2 == 1);
+                    }
+    }
+    cit_row_prefetch_override(NULL);
+    assert_memory_equal(cit_row_prefetch(), &cpu, sizeof cpu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_row_prefetch_by_vendor),
         cmocka_unit_test(test_row_forms_match_reference),
+        cmocka_unit_test(test_k_row_forms_match_reference),
         cmocka_unit_test(test_every_kernel_matches_reference),
         cmocka_unit_test(test_large_batch_matches_reference),
         cmocka_unit_test(test_r16_matches_reference),
