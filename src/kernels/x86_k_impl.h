@@ -834,8 +834,8 @@ struct kx_rs_map {
 
 static KX_ALWAYS_INLINE void kx_rs_map_init(enum kx_kind kind, struct kx_rs_map *mp, size_t nsb)
 {
-    for (size_t k = 0; k < 16 * nsb; k++)
-        mp->sk[k] = (uint8_t)(k % nsb);
+    for (size_t k = 0, sb = 0; k < 16 * nsb; k++, sb = sb + 1 == nsb ? 0 : sb + 1)
+        mp->sk[k] = (uint8_t)sb; /* k % nsb, without a division per item: each pool chunk builds this */
     for (size_t g = 0; g < nsb; g++) {
         _Alignas(64) int32_t ix[16];
         for (int i = 0; i < 16; i++)
