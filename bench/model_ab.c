@@ -1,0 +1,173 @@
+/* model_ab.c: the matmuls of whole one-token decode steps of a real model
+ * file, under two settings of the row kernels' prefetch (cit_row_prefetch),
+ * alternating within one process so the drift of a shared host hits both
+ * alike. bench/kernel_ab.c compares one matrix shape at a time; this runs
+ * the model's own sequence (per layer: Q/K/V as one loop, attn_output,
+ * gate/up as one loop, ffn_down; then output), the matrices mapped from the
+ * file as citadel maps them, so the costs between loops and between shapes
+ * count too. Attention and the other element-wise work are left out: the
+ * input of every matmul is a fixed vector. Not part of the build:
+ *
+ *   gcc -O2 -std=c17 -D_GNU_SOURCE -I src -I include bench/model_ab.c build/libcitadel.a -lpthread -lm \
+ *       -lpcre2-8 -ljansson -lmicrohttpd -lsodium -o /tmp/model_ab
+ *   /tmp/model_ab MODEL.gguf ROUNDS [STEPS] [WHICH]
+ *
+ * Setting A is the CPU's own with the fields named by the environment
+ * variables A_ROW_ORDER / A_ROW_ORDER_K replaced, B likewise with B_...
+ * (bytes ahead; 0 turns that row-order form off). STEPS decode steps per
+ * setting and round (default 16); WHICH (default 0) runs all the matmuls, or
+ * only 1: gate/up, 2: ffn_gate alone, 3: output, 4: Q/K/V, 5: attn_output,
+ * 6: ffn_down. Prints per round each setting's GB/s of weight bytes and B/A;
+ * which setting goes first flips every round. The first round also faults
+ * the mapping in: leave it out. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "base/threadpool.h"
+#include "kernels/kernels.h"
+#include "kernels/matmul.h"
+#include "model/model_impl.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static size_t bytes_of(const struct cit_matrix *m)
+{
+    return (size_t)m->n_out * m->row_bytes;
+}
+
+static void setting(struct cit_row_prefetch *p, const char *order, const char *order_k)
+{
+    if (getenv(order))
+        p->row_order = (uint32_t)atol(getenv(order));
+    if (getenv(order_k))
+        p->row_order_k = (uint32_t)atol(getenv(order_k));
+}
+
+struct run {
+    const struct cit_model *m;
+    struct cit_threadpool *pool;
+    const float *x;
+    float *y[3];
+    void *act;
+    int which;
+};
+
+/* One loop of n matrices sharing an input, if `which` asks for it. */
+static void loop(const struct run *r, int id, const struct cit_matrix *const *w, size_t n)
+{
+    if (r->which && r->which != id)
+        return;
+    cit_matmul_pack(r->pool, w[0], r->x, 1, r->act);
+    cit_matmul_packed_n(r->pool, w, n, r->act, 1, r->y);
+}
+
+static size_t step(const struct run *r, bool count_only)
+{
+    const struct cit_model *m = r->m;
+    size_t bytes = 0;
+    for (uint32_t l = 0; l < m->info.n_layer; l++) {
+        const struct cit_layer *L = &m->layers[l];
+        const struct cit_matrix *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->wgate, &L->wup};
+        const struct cit_matrix *o[1] = {&L->wo}, *down[1] = {&L->wdown}, *gate[1] = {&L->wgate};
+        if (count_only) {
+            int w = r->which;
+            bytes += (!w || w == 4 ? bytes_of(&L->wq) + bytes_of(&L->wk) + bytes_of(&L->wv) : 0) +
+                     (!w || w == 5 ? bytes_of(&L->wo) : 0) + (!w || w == 1 ? 2 * bytes_of(&L->wgate) : 0) +
+                     (w == 2 ? bytes_of(&L->wgate) : 0) + (!w || w == 6 ? bytes_of(&L->wdown) : 0);
+            continue;
+        }
+        loop(r, 4, qkv, 3);
+        loop(r, 5, o, 1);
+        loop(r, 1, gu, 2);
+        loop(r, 2, gate, 1);
+        loop(r, 6, down, 1);
+    }
+    const struct cit_matrix *out[1] = {&m->output};
+    if (count_only)
+        return bytes + (!r->which || r->which == 3 ? bytes_of(&m->output) : 0);
+    loop(r, 3, out, 1);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: model_ab MODEL.gguf ROUNDS [STEPS] [WHICH 0-6]\n");
+        return 2;
+    }
+    char err[256];
+    struct cit_model *m = NULL;
+    if (cit_model_load(argv[1], &m, err, sizeof err) != CIT_OK) {
+        fprintf(stderr, "model_ab: %s\n", err);
+        return 1;
+    }
+    const int rounds = atoi(argv[2]), steps = argc > 3 ? atoi(argv[3]) : 16, which = argc > 4 ? atoi(argv[4]) : 0;
+    if (rounds < 1 || steps < 1 || which < 0 || which > 6) {
+        fprintf(stderr, "model_ab: ROUNDS >= 1, STEPS >= 1, WHICH 0-6\n");
+        return 2;
+    }
+    struct run r = {.m = m, .which = which};
+    if (cit_threadpool_new(2, &r.pool, err, sizeof err) != CIT_OK) {
+        fprintf(stderr, "model_ab: %s\n", err);
+        return 1;
+    }
+    /* inputs and outputs sized for the widest matrix; the packed input for the longest row */
+    size_t wide = m->output.n_out, in = m->info.n_embd, act_bytes = 0;
+    for (uint32_t l = 0; l < m->info.n_layer; l++) {
+        const struct cit_layer *L = &m->layers[l];
+        if (L->wgate.n_out > wide)
+            wide = L->wgate.n_out;
+        if (L->wdown.n_in > in)
+            in = L->wdown.n_in;
+    }
+    float *x = malloc(in * sizeof *x);
+    for (size_t i = 0; i < 3; i++)
+        r.y[i] = malloc(wide * sizeof(float));
+    uint64_t need = 0;
+    for (uint32_t t = 0; t < CIT_TYPE_COUNT; t++)
+        if (cit_matmul_supported(t, in) && cit_matmul_act_bytes(t, in, 1, &need) && need > act_bytes)
+            act_bytes = (size_t)need;
+    r.act = malloc(act_bytes ? act_bytes : 1);
+    if (!x || !r.y[0] || !r.y[1] || !r.y[2] || !r.act) {
+        fprintf(stderr, "model_ab: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < in; i++)
+        x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    r.x = x;
+    const double bytes = (double)step(&r, true) * steps;
+    const struct cit_row_prefetch cpu = *cit_row_prefetch();
+    struct cit_row_prefetch set[2] = {cpu, cpu};
+    setting(&set[0], "A_ROW_ORDER", "A_ROW_ORDER_K");
+    setting(&set[1], "B_ROW_ORDER", "B_ROW_ORDER_K");
+    printf("A: row_order %u, row_order_k %u; B: row_order %u, row_order_k %u; %.1f MB per step\n", set[0].row_order,
+           set[0].row_order_k, set[1].row_order, set[1].row_order_k, bytes / steps / 1e6);
+    for (int i = 0; i < rounds; i++) {
+        double t[2];
+        for (int k = 0; k < 2; k++) {
+            const int s = i % 2 ? 1 - k : k;
+            cit_row_prefetch_override(&set[s]);
+            double t0 = now();
+            for (int n = 0; n < steps; n++)
+                step(&r, false);
+            t[s] = now() - t0;
+        }
+        printf("round %d: A %.2f GB/s, B %.2f GB/s, B/A %.3f\n", i, bytes / t[0] / 1e9, bytes / t[1] / 1e9,
+               t[0] / t[1]);
+        fflush(stdout);
+    }
+    cit_row_prefetch_override(NULL);
+    cit_threadpool_free(r.pool);
+    cit_model_free(m);
+    free(x);
+    for (size_t i = 0; i < 3; i++)
+        free(r.y[i]);
+    free(r.act);
+    return 0;
+}
