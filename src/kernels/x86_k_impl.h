@@ -610,6 +610,35 @@ static KX_ALWAYS_INLINE __m512i zrow_affine(enum kx_kind kind, const uint8_t *bl
     return acc;
 }
 
+#if KX_VNNI
+/* zrow_affine_vnni's scale shuffles: segments 0, 1 of sidx[k]: bytes 4k, 4k + 1;
+ * 2, 3: bytes 4k + 2, 4k + 3 (each x4). */
+static KX_ALWAYS_INLINE void kx_affine_sidx(__m512i sidx[2])
+{
+    for (int k = 0; k < 2; k++) {
+        short b0s = (short)(0x8000 | (4 * k)), b1s = (short)(0x8000 | (4 * k + 1));
+        __m128i lo = _mm_setr_epi16(b0s, b0s, b0s, b0s, b1s, b1s, b1s, b1s);
+        __m128i hi = _mm_add_epi16(lo, _mm_set1_epi16(2));
+        sidx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lo, lo)), _mm256_set_m128i(hi, hi), 1);
+    }
+}
+#endif
+
+/* The headers of the 16 Q4_K / Q5_K super-blocks at b0 + r * stride (r <
+ * 16): *dd = d | dmin << 16 and the mins (kx_scales_rows), lane L holding
+ * super-block zrow_of(L); qword k of scl holds the scale bytes of
+ * super-block 4(k/2) + k%2 (k < 8) or 4((k-8)/2) + 2 + k%2 (k >= 8). */
+static KX_ALWAYS_INLINE void kx_affine_headers(const uint8_t *b0, size_t stride, __m512i *dd, uint64_t scl[16],
+                                               __m512i *m_lo, __m512i *m_hi)
+{
+    __m512i hd[4], s_lo, s_hi;
+    zheaders(b0, stride, hd);
+    *dd = hd[0];
+    kx_scales_rows(hd[1], hd[2], hd[3], &s_lo, &s_hi, m_lo, m_hi);
+    _mm512_store_si512((void *)scl, _mm512_unpacklo_epi32(s_lo, s_hi));
+    _mm512_store_si512((void *)(scl + 8), _mm512_unpackhi_epi32(s_lo, s_hi));
+}
+
 /* Rows w0 + r * row_bytes (r < 16) of a Q4_K /
  * Q5_K matrix against one token's Q8_K row y: out[r] = the reference's dot. */
 static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0, size_t row_bytes, size_t nsb,
@@ -623,26 +652,15 @@ static KX_ALWAYS_INLINE void zblock_affine(enum kx_kind kind, const uint8_t *w0,
                                      _mm256_set1_epi16((short)(0x8000 | (2 * g + 1))), 1);
 #else
     __m512i vidx2[2];
-    for (int k = 0; k < 2; k++) { /* segments 0, 1: bytes 4k, 4k + 1; 2, 3: bytes 4k + 2, 4k + 3 (each x4) */
-        short b0s = (short)(0x8000 | (4 * k)), b1s = (short)(0x8000 | (4 * k + 1));
-        __m128i lo = _mm_setr_epi16(b0s, b0s, b0s, b0s, b1s, b1s, b1s, b1s);
-        __m128i hi = _mm_add_epi16(lo, _mm_set1_epi16(2));
-        vidx2[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lo, lo)), _mm256_set_m128i(hi, hi), 1);
-    }
+    kx_affine_sidx(vidx2);
 #endif
     __m512 sum = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const uint8_t *b0 = w0 + s * (size_t)bb, *ys = y + s * SB_ACT;
         kx_prefetch_rows(w0, row_bytes, s, nsb, (size_t)bb, 16, pf, 0);
-        __m512i hd[4];
-        zheaders(b0, row_bytes, hd);
-        __m512i dd = hd[0], s_lo, s_hi, m_lo, m_hi;
-        kx_scales_rows(hd[1], hd[2], hd[3], &s_lo, &s_hi, &m_lo, &m_hi);
-        /* qword k of scl: the scale bytes of row 4(k/2) + k%2 (k < 8), of
-         * row 4((k-8)/2) + 2 + k%2 (k >= 8) */
+        __m512i dd, m_lo, m_hi;
         uint64_t scl[16] __attribute__((aligned(64)));
-        _mm512_store_si512((void *)scl, _mm512_unpacklo_epi32(s_lo, s_hi));
-        _mm512_store_si512((void *)(scl + 8), _mm512_unpackhi_epi32(s_lo, s_hi));
+        kx_affine_headers(b0, row_bytes, &dd, scl, &m_lo, &m_hi);
         __m512i summ = kx_summ_rows(m_lo, m_hi, ys);
 #if KX_VNNI
         __m512i yv[4];
@@ -739,18 +757,27 @@ static KX_ALWAYS_INLINE __m512i zrow_q6_vnni(const uint8_t *blk, const uint8_t *
 }
 #endif
 
-static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf, const uint8_t *y,
-                                       float *out)
-{
-    const int bb = 210;
 #if KX_VNNI
-    __m512i pidx[2]; /* int16 lane 8s + j: sub-block 8h + s (j < 4) or 8h + 4 + s */
+/* zrow_q6_vnni's scale permutes: int16 lane 8s + j of pidx[h] is sub-block
+ * 8h + s (j < 4) or 8h + 4 + s. */
+static KX_ALWAYS_INLINE void kx_q6_pidx(__m512i pidx[2])
+{
     for (int h = 0; h < 2; h++) {
         short ix[32];
         for (int l = 0; l < 32; l++)
             ix[l] = (short)(8 * h + (l >> 3) + ((l & 7) >= 4 ? 4 : 0));
         pidx[h] = _mm512_loadu_si512((const void *)ix);
     }
+}
+#endif
+
+static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size_t nsb, size_t pf, const uint8_t *y,
+                                       float *out)
+{
+    const int bb = 210;
+#if KX_VNNI
+    __m512i pidx[2];
+    kx_q6_pidx(pidx);
 #endif
     __m512 sum = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
@@ -910,12 +937,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
     _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
     _Alignas(64) uint32_t dd[16];
     __m512i pidx[2];
-    for (int h = 0; h < 2; h++) { /* as zblock_q6 */
-        short ix[32];
-        for (int l = 0; l < 32; l++)
-            ix[l] = (short)(8 * h + (l >> 3) + ((l & 7) >= 4 ? 4 : 0));
-        pidx[h] = _mm512_loadu_si512((const void *)ix);
-    }
+    kx_q6_pidx(pidx);
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
         if (ahead)
@@ -953,24 +975,15 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
     const size_t bb = (size_t)kind_bytes(kind);
     _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
     __m512i sidx[2];
-    for (int k = 0; k < 2; k++) { /* as zblock_affine */
-        short b0s = (short)(0x8000 | (4 * k)), b1s = (short)(0x8000 | (4 * k + 1));
-        __m128i lo = _mm_setr_epi16(b0s, b0s, b0s, b0s, b1s, b1s, b1s, b1s);
-        __m128i hi = _mm_add_epi16(lo, _mm_set1_epi16(2));
-        sidx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lo, lo)), _mm256_set_m128i(hi, hi), 1);
-    }
+    kx_affine_sidx(sidx);
     const __m512i m00ff = _mm512_set1_epi32(0x00ff00ff);
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
         if (ahead)
             kx_rs_prefetch(b, 16 * bb, ahead);
-        __m512i hd[4];
-        zheaders(b, bb, hd);
-        __m512i dd = hd[0], s_lo, s_hi, m_lo, m_hi;
-        kx_scales_rows(hd[1], hd[2], hd[3], &s_lo, &s_hi, &m_lo, &m_hi);
+        __m512i dd, m_lo, m_hi;
         uint64_t scl[16] __attribute__((aligned(64)));
-        _mm512_store_si512((void *)scl, _mm512_unpacklo_epi32(s_lo, s_hi));
-        _mm512_store_si512((void *)(scl + 8), _mm512_unpackhi_epi32(s_lo, s_hi));
+        kx_affine_headers(b, bb, &dd, scl, &m_lo, &m_hi);
         const __m512i ix = mp->gidx[g];
         __m512i summ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(m_lo, m00ff),
                                            _mm512_permutexvar_epi32(ix, tk->bp[0]));
