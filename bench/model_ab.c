@@ -61,7 +61,7 @@ struct run {
 /* One loop of n matrices sharing an input, if `which` asks for it. */
 static void loop(const struct run *r, int id, const struct cit_matrix *const *w, size_t n)
 {
-    if (r->which && r->which != id)
+    if (r->which != id && (r->which || id == 2)) /* 0: all but ffn_gate alone */
         return;
     cit_matmul_pack(r->pool, w[0], r->x, 1, r->act);
     cit_matmul_packed_n(r->pool, w, n, r->act, 1, r->y);
