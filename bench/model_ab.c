@@ -18,9 +18,13 @@
  * setting and round (default 16); WHICH (default 0) runs all the matmuls, or
  * only 1: gate/up, 2: ffn_gate alone, 3: output, 4: Q/K/V, 5: attn_output,
  * 6: ffn_down. Prints per round each setting's GB/s of weight bytes and B/A;
- * which setting goes first flips every round. The first round also faults
- * the mapping in: leave it out. */
+ * which setting goes first flips every round. Each round also reads the same
+ * bytes plainly (zmm loads, as the bandwidth probe) in the same loops and
+ * prints A's and B's share of that. The first round also faults the mapping
+ * in: leave it out. */
+#include <immintrin.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -49,6 +53,43 @@ static void setting(struct cit_row_prefetch *p, const char *order, const char *o
         p->row_order_k = (uint32_t)atol(getenv(order_k));
 }
 
+/* The plain-read arm: rows [begin, end) of a loop's matrices laid end to
+ * end as cit_matmul_packed_n lays them (whole 16-row tiles), read with four
+ * zmm accumulators. */
+struct plain_job {
+    const struct cit_matrix *const *w;
+    size_t n, start[4];
+    uint64_t sink[64];
+};
+
+__attribute__((target("avx512f"))) static uint64_t read_span(const unsigned char *p, const unsigned char *e)
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    for (; p + 256 <= e; p += 256) {
+        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p));
+        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + 64));
+        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + 128));
+        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + 192));
+    }
+    s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
+    return (uint64_t)_mm512_reduce_or_epi64(s0);
+}
+
+static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
+{
+    struct plain_job *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        size_t b = begin > j->start[i] ? begin : j->start[i], e = end < j->start[i + 1] ? end : j->start[i + 1];
+        const struct cit_matrix *w = j->w[i];
+        if (e > j->start[i] + w->n_out)
+            e = j->start[i] + w->n_out;
+        if (b < e) {
+            const unsigned char *d = (const unsigned char *)w->data - j->start[i] * w->row_bytes;
+            j->sink[(tid * 8) % 64] ^= read_span(d + b * w->row_bytes, d + e * w->row_bytes);
+        }
+    }
+}
+
 struct run {
     const struct cit_model *m;
     struct cit_threadpool *pool;
@@ -56,6 +97,7 @@ struct run {
     float *y[3];
     void *act;
     int which;
+    bool plain; /* read the weights plainly in place of the matmuls */
 };
 
 /* One loop of n matrices sharing an input, if `which` asks for it. */
@@ -63,6 +105,13 @@ static void loop(const struct run *r, int id, const struct cit_matrix *const *w,
 {
     if (r->which != id && (r->which || id == 2)) /* 0: all but ffn_gate alone */
         return;
+    if (r->plain) {
+        struct plain_job j = {.w = w, .n = n};
+        for (size_t i = 0; i < n; i++)
+            j.start[i + 1] = j.start[i] + ((size_t)w[i]->n_out + 15) / 16 * 16;
+        cit_threadpool_for(r->pool, j.start[n], 16, plain_fn, &j);
+        return;
+    }
     cit_matmul_pack(r->pool, w[0], r->x, 1, r->act);
     cit_matmul_packed_n(r->pool, w, n, r->act, 1, r->y);
 }
@@ -158,8 +207,14 @@ int main(int argc, char **argv)
                 step(&r, false);
             t[s] = now() - t0;
         }
-        printf("round %d: A %.2f GB/s, B %.2f GB/s, B/A %.3f\n", i, bytes / t[0] / 1e9, bytes / t[1] / 1e9,
-               t[0] / t[1]);
+        r.plain = true;
+        double t0 = now();
+        for (int n = 0; n < steps; n++)
+            step(&r, false);
+        const double tp = now() - t0;
+        r.plain = false;
+        printf("round %d: A %.2f GB/s, B %.2f GB/s, B/A %.3f; plain %.2f GB/s, A %.3f and B %.3f of it\n", i,
+               bytes / t[0] / 1e9, bytes / t[1] / 1e9, t[0] / t[1], bytes / tp / 1e9, tp / t[0], tp / t[1]);
         fflush(stdout);
     }
     cit_row_prefetch_override(NULL);
