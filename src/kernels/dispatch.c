@@ -88,8 +88,10 @@ static enum cit_isa detect(void)
  * rows read one after another (row_order_k) against side by side, from
  * memory: Q4_K 5632x2048 +5-15%, Q6_K 32000x2048 +5-18%, 256x2048 Q6_K +19%,
  * Q4_K -3%; 32768 bytes ahead against 16384 +1-4%, against 65536 +0-4%; over
- * a whole Q4_K_M decode's matmuls about +3%, with rows of 22 super-blocks
- * (-5% there) left side by side. Other CPUs keep Intel's. */
+ * all the matmuls of Q4_K_M decode steps (bench/model_ab.c) per-run medians
+ * +4.5 to +12.5%, with rows of 22 super-blocks (-2 to -8% there) left side
+ * by side.
+ * Other CPUs keep Intel's. */
 static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0}, cpu_row_prefetch;
 
 static bool cpu_is_amd(void)
