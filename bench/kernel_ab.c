@@ -62,21 +62,11 @@ struct plain_job {
     uint64_t sink[64];
 };
 
-/* A cit_parallel_fn: rows [begin, end) of plain_job's matrix read with
- * four zmm accumulators (as the bandwidth probe). */
-__attribute__((target("avx512f"))) static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
+/* A cit_parallel_fn: rows [begin, end) of plain_job's matrix read plainly. */
+static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
 {
     struct plain_job *j = arg;
-    const unsigned char *p = j->w + begin * j->row_bytes, *e = j->w + end * j->row_bytes;
-    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-    for (; p + 256 <= e; p += 256) {
-        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p));
-        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + 64));
-        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + 128));
-        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + 192));
-    }
-    s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
-    j->sink[tid % 64] ^= (uint64_t)_mm512_reduce_or_epi64(s0); /* (a signed add of the lanes could overflow) */
+    j->sink[tid % 64] ^= plain_read(j->w + begin * j->row_bytes, j->w + end * j->row_bytes);
 }
 
 void kernels_a(const struct cit_kernel *tab[CIT_TYPE_COUNT]);

@@ -22,23 +22,15 @@
  * bytes plainly (zmm loads, as the bandwidth probe) in the same loops and
  * prints A's and B's share of that. The first round also faults the mapping
  * in: leave it out. */
-#include <immintrin.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "model/model_impl.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "qbench.h"
 
 static size_t bytes_of(const struct cit_matrix *m)
 {
@@ -62,19 +54,6 @@ struct plain_job {
     uint64_t sink[64];
 };
 
-__attribute__((target("avx512f"))) static uint64_t read_span(const unsigned char *p, const unsigned char *e)
-{
-    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-    for (; p + 256 <= e; p += 256) {
-        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p));
-        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + 64));
-        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + 128));
-        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + 192));
-    }
-    s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
-    return (uint64_t)_mm512_reduce_or_epi64(s0);
-}
-
 static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
 {
     struct plain_job *j = arg;
@@ -84,8 +63,9 @@ static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
         if (e > j->start[i] + w->n_out)
             e = j->start[i] + w->n_out;
         if (b < e) {
-            const unsigned char *d = (const unsigned char *)w->data - j->start[i] * w->row_bytes;
-            j->sink[(tid * 8) % 64] ^= read_span(d + b * w->row_bytes, d + e * w->row_bytes);
+            const unsigned char *d = w->data;
+            j->sink[(tid * 8) % 64] ^=
+                plain_read(d + (b - j->start[i]) * w->row_bytes, d + (e - j->start[i]) * w->row_bytes);
         }
     }
 }

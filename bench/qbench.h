@@ -1,10 +1,12 @@
 /* qbench.h: what the Q4_0 / Q8_0 kernel benchmarks share (kbench_q.c,
- * kernel_ab.c, sched_ab.c): a matmul job over a row range, a clock, a
- * deterministic generator and weights with sane scales. Header-only, since
- * each benchmark is built on its own from one .c file. */
+ * kernel_ab.c, sched_ab.c, model_ab.c): a matmul job over a row range, a
+ * clock, a plain read, a deterministic generator and weights with sane
+ * scales. Header-only, since each benchmark is built on its own from one .c
+ * file. */
 #ifndef CITADEL_BENCH_QBENCH_H
 #define CITADEL_BENCH_QBENCH_H
 
+#include <immintrin.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,21 @@ static inline double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* [p, e) read with four zmm accumulators, as the bandwidth probe reads
+ * (whole 256-byte steps); returns a value that depends on every load. */
+__attribute__((target("avx512f"))) static inline uint64_t plain_read(const unsigned char *p, const unsigned char *e)
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    for (; p + 256 <= e; p += 256) {
+        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p));
+        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + 64));
+        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + 128));
+        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + 192));
+    }
+    s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
+    return (uint64_t)_mm512_reduce_or_epi64(s0); /* (a signed add of the lanes could overflow) */
 }
 
 static inline int cmp_double(const void *a, const void *b)
