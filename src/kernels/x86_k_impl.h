@@ -347,18 +347,36 @@ static KX_ALWAYS_INLINE void kx_scales_rows(kvi ga, kvi gb, kvi gc, kvi *s_lo, k
 }
 
 /* the same from the token's 16 bsums */
-static KX_ALWAYS_INLINE kvi kx_summ_rows_bs(kvi m_lo, kvi m_hi, const int16_t bs[16])
+/* The token's bsums pair sums p_j = bsums_2j + bsums_2j+1 as the int16 pairs
+ * kx_summ_pairs takes: (p0, p2), (p1, p3), (p4, p6), (p5, p7). */
+static KX_ALWAYS_INLINE void kx_bsum_pairs(const int16_t bs[16], int32_t out[4])
 {
-    const kvi m00ff = vi_set1(0x00ff00ff);
     int32_t bp[8];
     for (int j = 0; j < 8; j++)
         bp[j] = (int32_t)bs[2 * j] + (int32_t)bs[2 * j + 1];
-    /* m_j is byte j of m_lo:m_hi; its even and odd bytes against pairs of bp */
-    kvi summ = vi_zero();
-    summ = vi_dpwssd(summ, vi_and(m_lo, m00ff), vi_set1(pair16(bp[0], bp[2])));
-    summ = vi_dpwssd(summ, vi_and(vi_srli32(m_lo, 8), m00ff), vi_set1(pair16(bp[1], bp[3])));
-    summ = vi_dpwssd(summ, vi_and(m_hi, m00ff), vi_set1(pair16(bp[4], bp[6])));
-    return vi_dpwssd(summ, vi_and(vi_srli32(m_hi, 8), m00ff), vi_set1(pair16(bp[5], bp[7])));
+    out[0] = pair16(bp[0], bp[2]);
+    out[1] = pair16(bp[1], bp[3]);
+    out[2] = pair16(bp[4], bp[6]);
+    out[3] = pair16(bp[5], bp[7]);
+}
+
+/* summ per lane: m_j is byte j of m_lo:m_hi; its even and odd bytes against
+ * the lane's pairs pv (kx_bsum_pairs' order). */
+static KX_ALWAYS_INLINE kvi kx_summ_pairs(kvi m_lo, kvi m_hi, const kvi pv[4])
+{
+    const kvi m00ff = vi_set1(0x00ff00ff);
+    kvi summ = vi_dpwssd(vi_zero(), vi_and(m_lo, m00ff), pv[0]);
+    summ = vi_dpwssd(summ, vi_and(vi_srli32(m_lo, 8), m00ff), pv[1]);
+    summ = vi_dpwssd(summ, vi_and(m_hi, m00ff), pv[2]);
+    return vi_dpwssd(summ, vi_and(vi_srli32(m_hi, 8), m00ff), pv[3]);
+}
+
+static KX_ALWAYS_INLINE kvi kx_summ_rows_bs(kvi m_lo, kvi m_hi, const int16_t bs[16])
+{
+    int32_t bp[4];
+    kx_bsum_pairs(bs, bp);
+    const kvi pv[4] = {vi_set1(bp[0]), vi_set1(bp[1]), vi_set1(bp[2]), vi_set1(bp[3])};
+    return kx_summ_pairs(m_lo, m_hi, pv);
 }
 
 static KX_ALWAYS_INLINE kvi kx_summ_rows(kvi m_lo, kvi m_hi, const uint8_t *ys)
@@ -857,6 +875,7 @@ struct kx_rs_tok {
 struct kx_rs_map {
     __m512i gidx[KX_RS_MAXSB];     /* run g, lane L: item 16g + L's (Q4_K / Q5_K: item 16g + zrow_of(L)'s) */
     uint8_t sk[16 * KX_RS_MAXSB]; /* item k's: k % nsb */
+    __m512i shuf[2];               /* the dots' scale shuffles: kx_q6_pidx's or kx_affine_sidx's */
 };
 
 static KX_ALWAYS_INLINE void kx_rs_map_init(enum kx_kind kind, struct kx_rs_map *mp, size_t nsb)
@@ -869,6 +888,10 @@ static KX_ALWAYS_INLINE void kx_rs_map_init(enum kx_kind kind, struct kx_rs_map 
             ix[i] = mp->sk[16 * g + (size_t)(kind == KX_Q6K ? i : zrow_of(i))];
         mp->gidx[g] = _mm512_load_si512((const void *)ix);
     }
+    if (kind == KX_Q6K)
+        kx_q6_pidx(mp->shuf);
+    else
+        kx_affine_sidx(mp->shuf);
 }
 
 static KX_ALWAYS_INLINE void kx_rs_tok_init(enum kx_kind kind, struct kx_rs_tok *tk, const uint8_t *act, size_t nsb)
@@ -881,14 +904,11 @@ static KX_ALWAYS_INLINE void kx_rs_tok_init(enum kx_kind kind, struct kx_rs_tok 
         if (kind == KX_Q6K)
             continue;
         int16_t bs[16];
+        int32_t pairs[4];
         memcpy(bs, ys + 4 + CIT_QK_K, sizeof bs);
-        int32_t p[8];
-        for (int j = 0; j < 8; j++)
-            p[j] = (int32_t)bs[2 * j] + (int32_t)bs[2 * j + 1];
-        bp[0][s] = pair16(p[0], p[2]);
-        bp[1][s] = pair16(p[1], p[3]);
-        bp[2][s] = pair16(p[4], p[6]);
-        bp[3][s] = pair16(p[5], p[7]);
+        kx_bsum_pairs(bs, pairs);
+        for (int i = 0; i < 4; i++)
+            bp[i][s] = pairs[i];
         for (int k = 0; k < 2; k++) /* yv[2k + h]: elements 128k + 32h .. + 31, then 128k + 64 + 32h .. + 31 */
             for (int h = 0; h < 2; h++) {
                 memcpy(tk->yq[s] + 128 * k + 64 * h, ys + 4 + 128 * k + 32 * h, 32);
@@ -937,8 +957,6 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
     const size_t bb = 210;
     _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
     _Alignas(64) uint32_t dd[16];
-    __m512i pidx[2];
-    kx_q6_pidx(pidx);
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
         if (ahead)
@@ -951,7 +969,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
             __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)));
             __m256i nbs = _mm256_sub_epi16(_mm256_setzero_si256(),
                                            _mm256_loadu_si256((const __m256i *)(const void *)(ys + 4 + CIT_QK_K)));
-            acc[i] = _mm512_dpwssd_epi32(zrow_q6_vnni(blk, ys + 4, pidx),
+            acc[i] = _mm512_dpwssd_epi32(zrow_q6_vnni(blk, ys + 4, mp->shuf),
                                          _mm512_castsi256_si512(_mm256_slli_epi16(sc16, 5)), _mm512_zextsi256_si512(nbs));
             uint16_t h;
             memcpy(&h, blk + 208, 2);
@@ -975,9 +993,6 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
 {
     const size_t bb = (size_t)kind_bytes(kind);
     _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
-    __m512i sidx[2];
-    kx_affine_sidx(sidx);
-    const __m512i m00ff = _mm512_set1_epi32(0x00ff00ff);
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
         if (ahead)
@@ -986,14 +1001,9 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
         uint64_t scl[16] __attribute__((aligned(64)));
         kx_affine_headers(b, bb, &dd, scl, &m_lo, &m_hi);
         const __m512i ix = mp->gidx[g];
-        __m512i summ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(m_lo, m00ff),
-                                           _mm512_permutexvar_epi32(ix, tk->bp[0]));
-        summ = _mm512_dpwssd_epi32(summ, _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), m00ff),
-                                   _mm512_permutexvar_epi32(ix, tk->bp[1]));
-        summ = _mm512_dpwssd_epi32(summ, _mm512_and_si512(m_hi, m00ff),
-                                   _mm512_permutexvar_epi32(ix, tk->bp[2]));
-        summ = _mm512_dpwssd_epi32(summ, _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), m00ff),
-                                   _mm512_permutexvar_epi32(ix, tk->bp[3]));
+        const __m512i pv[4] = {_mm512_permutexvar_epi32(ix, tk->bp[0]), _mm512_permutexvar_epi32(ix, tk->bp[1]),
+                               _mm512_permutexvar_epi32(ix, tk->bp[2]), _mm512_permutexvar_epi32(ix, tk->bp[3])};
+        __m512i summ = kx_summ_pairs(m_lo, m_hi, pv);
         __m512i acc[16];
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++) {
@@ -1003,7 +1013,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
             for (int k = 0; k < 4; k++)
                 yv[k] = _mm512_load_si512((const void *)(yq + 64 * k));
             int k = (r & 2) * 4 + (r >> 2) * 2 + (r & 1);
-            acc[r] = zrow_affine_vnni(kind, b + (size_t)i * bb, yv, scl[k], sidx);
+            acc[r] = zrow_affine_vnni(kind, b + (size_t)i * bb, yv, scl[k], mp->shuf);
         }
         __m512i sumi = zreduce16(acc);
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));

@@ -429,6 +429,22 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 32768 : 0);
 }
 
+/* The row kernels' settings for the next checks: *form in place of the
+ * CPU's (all of it taken), and the generator seeded. */
+static void use_form(const struct cit_row_prefetch *form, unsigned seed)
+{
+    cit_row_prefetch_override(form);
+    assert_memory_equal(cit_row_prefetch(), form, sizeof *form);
+    test_rng_seed(seed);
+}
+
+/* Back to the CPU's own settings, which must be what they were (*cpu). */
+static void restore_form(const struct cit_row_prefetch *cpu)
+{
+    cit_row_prefetch_override(NULL);
+    assert_memory_equal(cit_row_prefetch(), cpu, sizeof *cpu);
+}
+
 /* Every form of the Q4_0 / Q8_0 row decode, whichever the CPU picks: rows
  * side by side (per-row prefetch, or the next block in file order from
  * short rows on), or (Q4_0) one whole row after another at a near and a far
@@ -451,9 +467,7 @@ static void test_row_forms_match_reference(void **state)
     static const size_t outs[] = {1, 17, 37};
     static const size_t toks[] = {1, 2, 3, 5};
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
-        cit_row_prefetch_override(&forms[f]);
-        assert_int_equal(cit_row_prefetch()->row_order, forms[f].row_order);
-        test_rng_seed(900 + f);
+        use_form(&forms[f], 900 + (unsigned)f);
         for (size_t a = 0; a < sizeof ins / sizeof ins[0]; a++)
             for (size_t b = 0; b < sizeof outs / sizeof outs[0]; b++)
                 for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
@@ -462,8 +476,7 @@ static void test_row_forms_match_reference(void **state)
                     check_shape(CIT_TYPE_Q8_0, sh, c % 2 == 1);
                 }
     }
-    cit_row_prefetch_override(NULL);
-    assert_memory_equal(cit_row_prefetch(), &cpu, sizeof cpu);
+    restore_form(&cpu);
 }
 
 /* Both forms of the K-quant row decode (rows side by side, or with VNNI
@@ -485,9 +498,7 @@ static void test_k_row_forms_match_reference(void **state)
     static const size_t outs[] = {17, 48};
     static const size_t toks[] = {1, 2, 3, 5};
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
-        cit_row_prefetch_override(&forms[f]);
-        assert_int_equal(cit_row_prefetch()->row_order_k, forms[f].row_order_k);
-        test_rng_seed(950 + f);
+        use_form(&forms[f], 950 + (unsigned)f);
         for (size_t ty = 0; ty < sizeof types / sizeof types[0]; ty++)
             for (size_t a = 0; a < sizeof sbs / sizeof sbs[0]; a++)
                 for (size_t b = 0; b < sizeof outs / sizeof outs[0]; b++)
@@ -496,8 +507,7 @@ static void test_k_row_forms_match_reference(void **state)
                         check_shape(types[ty], sh, (a + c) % 2 == 1);
                     }
     }
-    cit_row_prefetch_override(NULL);
-    assert_memory_equal(cit_row_prefetch(), &cpu, sizeof cpu);
+    restore_form(&cpu);
 }
 
 int main(void)
