@@ -187,10 +187,15 @@ static void test_json_quick_run(void **state)
     assert_int_equal((long long)num(m0, "repacked_bytes"), 0); /* no --repack */
     assert_int_equal((long long)num(m0, "weight_bytes_per_token"), 1040384);
     assert_int_equal((long long)num(m0, "kv_bytes_per_pos"), 1280);
-    /* the file mapping after the tests: all of its 1,185,376 bytes touched (the pages they
-     * span), none in 2 MiB pages since the file is smaller than one */
+    /* the file mapping after the tests: all of its 1,185,376 bytes were touched, so the
+     * pages they span, less any the kernel has since reclaimed (clean file pages can leave
+     * a mapping at any time: one CI run saw a page short), so whole pages, at most the
+     * file's and at least half of them; none in 2 MiB pages since the file is smaller than
+     * one. test_gguf checks the exact count right after touching. */
     long long pg = sysconf(_SC_PAGESIZE);
-    assert_int_equal((long long)num(m0, "mapped_resident_bytes"), (1185376 + pg - 1) / pg * pg);
+    long long all = (1185376 + pg - 1) / pg * pg, res = (long long)num(m0, "mapped_resident_bytes");
+    assert_int_equal(res % pg, 0);
+    assert_in_range(res, all / 2, all);
     assert_int_equal((long long)num(m0, "mapped_huge_bytes"), 0);
 
     json_t *rows = json_object_get(j, "rows");
