@@ -412,10 +412,15 @@ XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t
                     continue;
                 }
                 const int nblk = nb - b0 < 4 ? (int)(nb - b0) : 4;
-                /* each line once: those that start in this chunk's bytes, ahead bytes on */
-                const uintptr_t st = (uintptr_t)wr + b0 * 18 + ahead;
-                for (uintptr_t x = (st + 63) & ~(uintptr_t)63; x < st + (size_t)nblk * 18; x += 64)
-                    _mm_prefetch((const char *)x, XQ_PF_HINT);
+                /* the lines of the chunk's first and last byte, ahead bytes on: every line of
+                 * the stream, some twice. A loop over the lines that start in the chunk (1 or
+                 * 2, by alignment) issued each once but cost a sixth of the decode from cache
+                 * (Zen 4; its exit is hard to predict), and from memory (2 threads, 2 MiB
+                 * pages) this form read 1.03x at n_in 2048 and 1.16-1.20x at 5632 (session 8,
+                 * docs/benchmarks.md). */
+                const char *st = (const char *)wr + b0 * 18 + ahead;
+                _mm_prefetch(st, XQ_PF_HINT);
+                _mm_prefetch(st + 18 * (size_t)nblk - 1, XQ_PF_HINT);
                 __m512i v = xq_load_q4(wr, b0, nblk, &raw[c]);
                 __m512i lo = _mm512_and_si512(v, m4);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
