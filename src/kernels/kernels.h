@@ -141,8 +141,8 @@ struct cit_row_prefetch {
      * Intel unmeasured, so none). */
     uint32_t seq_row_bytes;
     /* Q4_0 decode with VNNI, rows under 4096 bytes: bytes ahead in the
-     * stream of a block's rows read one whole row after another, each line
-     * prefetched once; 0: the rows are read side by side, 16 streams (AMD:
+     * stream of a block's rows read one whole row after another, every line
+     * prefetched; 0: the rows are read side by side, 16 streams (AMD:
      * 8192; Intel unmeasured, so 0). */
     uint32_t row_order;
     /* The same for the Q4_K / Q5_K / Q6_K decode with VNNI, rows of at most

@@ -376,8 +376,8 @@ static_assert((XQ_RS_ROW_MAX / 18 + 15) / 16 <= XQ_RS_MAXQ, "the row-order scrat
 
 /* Q4_0 rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 + NT - 1, each
  * row read whole before the next: the block's bytes in file order, one
- * stream, which the hardware prefetcher follows, helped by one prefetch per
- * line `ahead` bytes on (16 rows read side by side are 16 streams; measured
+ * stream, which the hardware prefetcher follows, helped by prefetches of
+ * every line `ahead` bytes on (16 rows read side by side are 16 streams; measured
  * on Zen 4: docs/benchmarks.md, session 6). Per row and group of 16 blocks:
  * the 4-block chunks' dots as xq_decode's, their 4 partial vectors reduced
  * together (lane j, dword c: block 4c + j), put in block order, less
