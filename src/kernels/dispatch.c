@@ -90,7 +90,11 @@ static enum cit_isa detect(void)
  * Q4_K -3%; 32768 bytes ahead against 16384 +1-4%, against 65536 +0-4%; over
  * all the matmuls of Q4_K_M decode steps (bench/model_ab.c) per-run medians
  * +4.5 to +12.5%, with rows of 22 super-blocks (-2 to -8% there) left side
- * by side.
+ * by side. Measured again a session later, the two K forms were within
+ * about 5% of each other either way by run and bandwidth level (side by
+ * side over row order 0.94-1.08 in model_ab, whole-model pairs 0.99-1.01
+ * at the low level and 1.03-1.09 at the high one), so this stays; see
+ * docs/benchmarks.md, session 8.
  * Other CPUs keep Intel's. */
 static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0}, cpu_row_prefetch;
 
