@@ -93,8 +93,12 @@ static enum cit_isa detect(void)
  * by side. Measured again a session later, the two K forms were within
  * about 5% of each other either way by run and bandwidth level (side by
  * side over row order 0.94-1.08 in model_ab, whole-model pairs 0.99-1.01
- * at the low level and 1.03-1.09 at the high one), so this stays; see
- * docs/benchmarks.md, session 8.
+ * at the low level and 1.03-1.09 at the high one; session 8). A session
+ * later, whole-model runs alternated on Q4_K_M read 79.2% (row order)
+ * against 82.1% (side by side) of the bandwidth on average at the low
+ * level and 57.1% against 62.4% at the high one (6 / 5 and 8 / 10 runs),
+ * and Q4_0's Q6_K output matrix was even or better side by side, so
+ * row_order_k is 0 here too (docs/benchmarks.md, session 9).
  * Other CPUs keep Intel's. */
 static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0}, cpu_row_prefetch;
 
@@ -112,7 +116,7 @@ static bool cpu_is_amd(void)
 static void build(void)
 {
     if (cpu_is_amd())
-        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 32768};
+        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 0};
     cpu_row_prefetch = row_prefetch;
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);
 #if CIT_X86_KERNELS
