@@ -146,9 +146,10 @@ struct cit_row_prefetch {
      * 8192; Intel unmeasured, so 0). */
     uint32_t row_order;
     /* The same for the Q4_K / Q5_K / Q6_K decode with VNNI, rows of at most
-     * 16 super-blocks (0 everywhere: on AMD, 32768 read less of the
-     * bandwidth than side by side over whole models in sessions 8 and 9;
-     * Intel unmeasured). */
+     * 16 super-blocks (0 everywhere: on AMD, 32768 was even with side by
+     * side over whole models at the low bandwidth level and behind at the
+     * high one in session 8, and behind at both in session 9; Intel
+     * unmeasured). */
     uint32_t row_order_k;
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);

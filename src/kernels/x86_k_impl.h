@@ -842,11 +842,14 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
  * The 16 rows of a decode block are consecutive in the file. zblock_* read
  * them side by side, super-block s of every row before s + 1: 16 streams.
  * Here each row is read whole before the next, the block's bytes in file
- * order, one stream, with one prefetch per line `ahead` bytes on (measured on
- * Zen 4: docs/benchmarks.md). The (row, super-block) items are numbered
- * k = r * nsb + s; each run of 16 items is reduced together (lane = item),
- * their float steps done with lanes = items, and the 16 * nsb products
- * summed per row in super-block order, as the reference adds them. */
+ * order, one stream, with one prefetch per line `ahead` bytes on. No CPU's
+ * default takes it since session 9 (dispatch.c: on Zen 4 it gained inside
+ * single matrices in session 7 but not over whole models later); tests and
+ * bench/model_ab.c set it through cit_row_prefetch_override. The (row,
+ * super-block) items are numbered k = r * nsb + s; each run of 16 items is
+ * reduced together (lane = item), their float steps done with lanes =
+ * items, and the 16 * nsb products summed per row in super-block order, as
+ * the reference adds them. */
 #define KX_RS_MAXSB 16 /* super-blocks per row at most: rows of 22 read 2-8% slower so inside a model */
 
 /* Bytes ahead in the row-order stream, 0 where it is not used
