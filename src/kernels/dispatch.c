@@ -98,9 +98,17 @@ static enum cit_isa detect(void)
  * against 82.1% (side by side) of the bandwidth on average at the low
  * level and 57.1% against 62.4% at the high one (6 / 5 and 8 / 10 runs),
  * and Q4_0's Q6_K output matrix was even or better side by side, so
- * row_order_k is 0 here too (docs/benchmarks.md, session 9).
+ * row_order_k went to 0 (docs/benchmarks.md, session 9). Session 10 had
+ * the row-order Q4_K / Q5_K decode also prefetch each next run of 16
+ * super-blocks from L2 into L1: over all the matmuls of Q4_K_M decode
+ * steps it then read 1.03-1.28x as fast as side by side in 20 of 22
+ * rounds (model_ab, low level; up to 0.93-0.98 of a plain read), and
+ * alternated whole-model runs read 82.8% (19 runs) against 78.5% (21) of
+ * the bandwidth at the low level, about 56% both at the high one. So
+ * row_order_k is 32768 again, for Q4_K / Q5_K only: Q6_K (row_order_q6)
+ * stays side by side, where the L1 prefetch did not help (0.93-1.00x).
  * Other CPUs keep Intel's. */
-static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0}, cpu_row_prefetch;
+static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0, 0}, cpu_row_prefetch;
 
 static bool cpu_is_amd(void)
 {
@@ -116,7 +124,7 @@ static bool cpu_is_amd(void)
 static void build(void)
 {
     if (cpu_is_amd())
-        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 0};
+        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 32768, 0};
     cpu_row_prefetch = row_prefetch;
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);
 #if CIT_X86_KERNELS
