@@ -28,7 +28,9 @@
  *     rows for the reduction and the float steps. Rows left over do one
  *     (row, token) super-block dot at a time, vectorised over its 256
  *     elements, reduced to sumi / summ, with a scalar float tail. The point
- *     is to keep up with the weight stream.
+ *     is to keep up with the weight stream. With VNNI, a CPU may instead
+ *     read a block's rows one after another (kx_rows_rs, row_order_k /
+ *     row_order_q6 in cit_row_prefetch: AMD does for Q4_K / Q5_K).
  *   - many tokens: activations are packed token-interleaved in groups of
  *     KX_W tokens (one vector of 32-bit lanes), per super-block
  *       qs    [64 quads][KX_W tokens][4]  int8  (one vector = 4 codes of all tokens)

@@ -419,8 +419,9 @@ static void test_row_prefetch_by_vendor(void **state)
         skip(); /* not an x86 /proc/cpuinfo */
     fprintf(stderr,
             "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes, Q4_K / Q5_K %u super-blocks, next block in file order "
-            "from %u-byte rows (%s)\n",
-            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, amd ? "AMD" : "not AMD");
+            "from %u-byte rows, rows one after another %u (Q4_0) / %u (Q4_K, Q5_K) / %u (Q6_K) bytes ahead (%s)\n",
+            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_k, t->row_order_q6,
+            amd ? "AMD" : "not AMD");
     assert_int_equal(t->q4_0, amd && CIT_X86_KERNELS ? 768 : 256);
     assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
     assert_int_equal(t->k_affine, amd && CIT_X86_KERNELS ? 8 : 4);
