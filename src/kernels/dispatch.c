@@ -76,37 +76,31 @@ static enum cit_isa detect(void)
 #endif
 }
 
-/* Intel (Sapphire Rapids, paired from memory against 512 bytes): Q4_0 256
- * +1.5-6%, 1024 -7-10%. AMD (Zen 4 EPYC, paired against 256): Q4_0 768
- * +7-33% by shape, Q8_0 1024 against 512 +2-12%; Q4_K 8 super-blocks against
- * 4 +7-19% (12: the same as 8); rows from 2048 bytes in file order against
- * the per-row form, Q4_0 2048x5632 +3-9%, Q8_0 +2-12% (256x2048 -3%); Q4_0
- * rows read one after another (row_order, 8192 bytes ahead) against 16 side
- * by side, from memory: 256x2048 +8-9%, 2048x2048 +3.5%, 5632x2048 +4-9%,
- * 2048x5632 -1.5 to +2%; at 5632x2048, 4096 to 16384 bytes ahead gave
- * 1.00-1.07x the 16 streams' speed, 512 to 2048 only 0.80-0.84x. K-quant
- * rows read one after another (row_order_k) against side by side, from
- * memory: Q4_K 5632x2048 +5-15%, Q6_K 32000x2048 +5-18%, 256x2048 Q6_K +19%,
- * Q4_K -3%; 32768 bytes ahead against 16384 +1-4%, against 65536 +0-4%; over
- * all the matmuls of Q4_K_M decode steps (bench/model_ab.c) per-run medians
- * +4.5 to +12.5%, with rows of 22 super-blocks (-2 to -8% there) left side
- * by side. Measured again a session later, the two K forms were within
- * about 5% of each other either way by run and bandwidth level (side by
- * side over row order 0.94-1.08 in model_ab, whole-model pairs 0.99-1.01
- * at the low level and 1.03-1.09 at the high one; session 8). A session
- * later, whole-model runs alternated on Q4_K_M read 79.2% (row order)
- * against 82.1% (side by side) of the bandwidth on average at the low
- * level and 57.1% against 62.4% at the high one (6 / 5 and 8 / 10 runs),
- * and Q4_0's Q6_K output matrix was even or better side by side, so
- * row_order_k went to 0 (docs/benchmarks.md, session 9). Session 10 had
- * the row-order Q4_K / Q5_K decode also prefetch each next run of 16
- * super-blocks from L2 into L1: over all the matmuls of Q4_K_M decode
- * steps it then read 1.03-1.28x as fast as side by side in 20 of 22
- * rounds (model_ab, low level; up to 0.93-0.98 of a plain read), and
- * alternated whole-model runs read 82.8% (19 runs) against 78.5% (21) of
- * the bandwidth at the low level, about 56% both at the high one. So
- * row_order_k is 32768 again, for Q4_K / Q5_K only: Q6_K (row_order_q6)
- * stays side by side, where the L1 prefetch did not help (0.93-1.00x).
+/* The prefetch settings by vendor, each field paired from memory against
+ * its neighbours (bench/kernel_ab.c, bench/model_ab.c; the history is in
+ * docs/benchmarks.md, "session N" sections). Intel (Sapphire Rapids, the
+ * host until session 2): Q4_0 256 bytes ahead (+1.5-6% against 512; 1024
+ * -7-10%), the row-order forms unmeasured, so off. AMD (Zen 4 EPYC, sessions
+ * 3-11):
+ * - q4_0 768 (+7-33% by shape against 256), q8_0 1024 (+2-12% against 512),
+ *   k_affine 8 super-blocks (+7-19% against 4; 12 the same as 8);
+ * - seq_row_bytes 2048: rows from 2048 bytes take the next 16-row block in
+ *   file order (Q4_0 2048x5632 +3-9%, Q8_0 +2-12%);
+ * - row_order 8192: Q4_0 rows one after another (256x2048 +8-9%, 5632x2048
+ *   +4-9% against 16 side by side; there 4096-16384 bytes ahead gave
+ *   1.00-1.07x the 16 streams, 512-2048 only 0.80-0.84x); inside the model
+ *   they read as fast as a plain read at the low bandwidth level (session 8);
+ * - row_order_k 8192: Q4_K / Q5_K rows one after another, each run of 16
+ *   super-blocks also taken from L2 into L1 one run ahead (session 10: all
+ *   the matmuls of Q4_K_M decode steps 1.03-1.28x as fast as side by side
+ *   in 20 of 22 rounds at 32768 ahead; session 9, without that L1
+ *   prefetch, had found side by side ahead). With the L1 prefetch, 8192
+ *   ahead reads faster than 32768 (session 11: Q4_K 5632x2048 1.09x at the
+ *   low level, 1.24x at the high one; all the matmuls 1.08-1.10x at the
+ *   high level; 6144 0.92-0.98x and 16384 0.97-0.99x against 8192);
+ * - row_order_q6 0: Q6_K stays side by side (row order even or behind in
+ *   Q4_0 and Q4_K_M files, session 9; the L1 prefetch 0.93-1.00x there,
+ *   session 10).
  * Other CPUs keep Intel's. */
 static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0, 0}, cpu_row_prefetch;
 
@@ -124,7 +118,7 @@ static bool cpu_is_amd(void)
 static void build(void)
 {
     if (cpu_is_amd())
-        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 32768, 0};
+        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 8192, 0};
     cpu_row_prefetch = row_prefetch;
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);
 #if CIT_X86_KERNELS

@@ -146,9 +146,8 @@ struct cit_row_prefetch {
      * 8192; Intel unmeasured, so 0). */
     uint32_t row_order;
     /* The same for the Q4_K / Q5_K decode with VNNI, rows of at most 16
-     * super-blocks (AMD: 32768, since session 10 with each run of 16
-     * super-blocks also taken from L2 into L1 one run ahead; Intel
-     * unmeasured, so 0). */
+     * super-blocks, each run of 16 super-blocks also taken from L2 into L1
+     * one run ahead (AMD: 8192; Intel unmeasured, so 0). */
     uint32_t row_order_k;
     /* The same for Q6_K (0 everywhere: on AMD, Q4_0 and Q4_K_M files read as
      * fast or faster with their Q6_K matrices side by side, session 9). */

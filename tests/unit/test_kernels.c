@@ -427,7 +427,7 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->k_affine, amd && CIT_X86_KERNELS ? 8 : 4);
     assert_int_equal(t->seq_row_bytes, amd && CIT_X86_KERNELS ? 2048 : 0);
     assert_int_equal(t->row_order, amd && CIT_X86_KERNELS ? 8192 : 0);
-    assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 32768 : 0);
+    assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 8192 : 0);
     assert_int_equal(t->row_order_q6, 0);
 }
 
