@@ -13,7 +13,7 @@
  *   /tmp/model_ab MODEL.gguf ROUNDS [STEPS] [WHICH]
  *
  * Setting A is the CPU's own with the fields named by the environment
- * variables A_ROW_ORDER / A_ROW_ORDER_K / A_ROW_ORDER_Q6 replaced, B likewise with B_...
+ * variables A_ROW_ORDER / A_ROW_ORDER_K replaced, B likewise with B_...
  * (bytes ahead; 0 turns that row-order form off). STEPS decode steps per
  * setting and round (default 16); WHICH (default 0) runs all the matmuls, or
  * only 1: gate/up, 2: ffn_gate alone, 3: output, 4: Q/K/V, 5: attn_output,
@@ -37,13 +37,13 @@ static size_t bytes_of(const struct cit_matrix *m)
     return (size_t)m->n_out * m->row_bytes;
 }
 
-/* The fields of *p named by the environment variables PREFIX_ROW_ORDER,
- * PREFIX_ROW_ORDER_K and PREFIX_ROW_ORDER_Q6 that are set. */
+/* The fields of *p named by the environment variables PREFIX_ROW_ORDER
+ * and PREFIX_ROW_ORDER_K that are set. */
 static void setting(struct cit_row_prefetch *p, const char *prefix)
 {
-    static const char *const names[3] = {"ROW_ORDER", "ROW_ORDER_K", "ROW_ORDER_Q6"};
-    uint32_t *fields[3] = {&p->row_order, &p->row_order_k, &p->row_order_q6};
-    for (int i = 0; i < 3; i++) {
+    static const char *const names[2] = {"ROW_ORDER", "ROW_ORDER_K"};
+    uint32_t *fields[2] = {&p->row_order, &p->row_order_k};
+    for (int i = 0; i < 2; i++) {
         char var[32];
         snprintf(var, sizeof var, "%s_%s", prefix, names[i]);
         if (getenv(var))
@@ -181,10 +181,8 @@ int main(int argc, char **argv)
     struct cit_row_prefetch set[2] = {cpu, cpu};
     setting(&set[0], "A");
     setting(&set[1], "B");
-    printf("A: row_order %u, row_order_k %u, row_order_q6 %u; B: row_order %u, row_order_k %u, row_order_q6 %u; %.1f MB "
-           "per step\n",
-           set[0].row_order, set[0].row_order_k, set[0].row_order_q6, set[1].row_order, set[1].row_order_k,
-           set[1].row_order_q6, bytes / steps / 1e6);
+    printf("A: row_order %u, row_order_k %u; B: row_order %u, row_order_k %u; %.1f MB per step\n", set[0].row_order,
+           set[0].row_order_k, set[1].row_order, set[1].row_order_k, bytes / steps / 1e6);
     for (int i = 0; i < rounds; i++) {
         double t[2];
         for (int k = 0; k < 2; k++) {

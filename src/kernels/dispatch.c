@@ -90,19 +90,18 @@ static enum cit_isa detect(void)
  *   +4-9% against 16 side by side; there 4096-16384 bytes ahead gave
  *   1.00-1.07x the 16 streams, 512-2048 only 0.80-0.84x); inside the model
  *   they read as fast as a plain read at the low bandwidth level (session 8);
- * - row_order_k 8192: Q4_K / Q5_K rows one after another, each run of 16
+ * - row_order_k 8192: K-quant rows one after another, each run of 16
  *   super-blocks also taken from L2 into L1 one run ahead (session 10: all
  *   the matmuls of Q4_K_M decode steps 1.03-1.28x as fast as side by side
  *   in 20 of 22 rounds at 32768 ahead; session 9, without that L1
  *   prefetch, had found side by side ahead). With the L1 prefetch, 8192
  *   ahead reads faster than 32768 (session 11: Q4_K 5632x2048 1.09x at the
  *   low level, 1.24x at the high one; all the matmuls 1.08-1.10x at the
- *   high level; 6144 0.92-0.98x and 16384 0.97-0.99x against 8192);
- * - row_order_q6 0: Q6_K stays side by side (row order even or behind in
- *   Q4_0 and Q4_K_M files, session 9; the L1 prefetch 0.93-1.00x there,
- *   session 10).
+ *   high level; 6144 0.92-0.98x and 16384 0.97-0.99x against 8192), and
+ *   Q6_K reads faster this way than side by side (session 11: 32000x2048
+ *   1.08x, 2048x2048 1.12x, 256x2048 1.24x at the low level);
  * Other CPUs keep Intel's. */
-static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0, 0}, cpu_row_prefetch;
+static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0}, cpu_row_prefetch;
 
 static bool cpu_is_amd(void)
 {
@@ -118,7 +117,7 @@ static bool cpu_is_amd(void)
 static void build(void)
 {
     if (cpu_is_amd())
-        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 8192, 0};
+        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 8192};
     cpu_row_prefetch = row_prefetch;
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);
 #if CIT_X86_KERNELS

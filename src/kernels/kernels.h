@@ -145,13 +145,10 @@ struct cit_row_prefetch {
      * prefetched; 0: the rows are read side by side, 16 streams (AMD:
      * 8192; Intel unmeasured, so 0). */
     uint32_t row_order;
-    /* The same for the Q4_K / Q5_K decode with VNNI, rows of at most 16
-     * super-blocks, each run of 16 super-blocks also taken from L2 into L1
-     * one run ahead (AMD: 8192; Intel unmeasured, so 0). */
+    /* The same for the Q4_K / Q5_K / Q6_K decode with VNNI, rows of at
+     * most 16 super-blocks, each run of 16 super-blocks also taken from L2
+     * into L1 one run ahead (AMD: 8192; Intel unmeasured, so 0). */
     uint32_t row_order_k;
-    /* The same for Q6_K (0 everywhere: on AMD, Q4_0 and Q4_K_M files read as
-     * fast or faster with their Q6_K matrices side by side, session 9). */
-    uint32_t row_order_q6;
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
 

@@ -29,8 +29,8 @@
  *     (row, token) super-block dot at a time, vectorised over its 256
  *     elements, reduced to sumi / summ, with a scalar float tail. The point
  *     is to keep up with the weight stream. With VNNI, a CPU may instead
- *     read a block's rows one after another (kx_rows_rs, row_order_k /
- *     row_order_q6 in cit_row_prefetch: AMD does for Q4_K / Q5_K).
+ *     read a block's rows one after another (kx_rows_rs, row_order_k in
+ *     cit_row_prefetch: AMD does).
  *   - many tokens: activations are packed token-interleaved in groups of
  *     KX_W tokens (one vector of 32-bit lanes), per super-block
  *       qs    [64 quads][KX_W tokens][4]  int8  (one vector = 4 codes of all tokens)
@@ -840,29 +840,28 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
     _mm512_storeu_ps(out, zrow_order(sum));
 }
 #if KX_VNNI
-/* ---- row-order decode (cit_row_prefetch()->row_order_k / row_order_q6) ----
+/* ---- row-order decode (cit_row_prefetch()->row_order_k) ----
  * The 16 rows of a decode block are consecutive in the file. zblock_* read
  * them side by side, super-block s of every row before s + 1: 16 streams.
  * Here each row is read whole before the next, the block's bytes in file
  * order, one stream, with one prefetch per line `ahead` bytes on (into L2)
- * and, for Q4_K / Q5_K, each next run of 16 super-blocks from L2 into L1
- * while this one computes. AMD takes it for Q4_K / Q5_K (dispatch.c); tests
- * and bench/model_ab.c set either through cit_row_prefetch_override. The (row,
+ * and each next run of 16 super-blocks from L2 into L1 while this one
+ * computes. AMD takes it (dispatch.c); tests and bench/model_ab.c set it
+ * through cit_row_prefetch_override. The (row,
  * super-block) items are numbered k = r * nsb + s; each run of 16 items is
  * reduced together (lane = item), their float steps done with lanes =
  * items, and the 16 * nsb products summed per row in super-block order, as
  * the reference adds them. */
 #define KX_RS_MAXSB 16 /* super-blocks per row at most: rows of 22 read 2-8% slower so inside a model */
 
-/* Bytes ahead in kind's row-order stream, 0 where it is not used
- * (cit_row_prefetch); -DKX_RS_AHEAD fixes it for every kind. */
-static KX_ALWAYS_INLINE size_t kx_rs_ahead(enum kx_kind kind)
+/* Bytes ahead in the row-order stream, 0 where it is not used
+ * (cit_row_prefetch); -DKX_RS_AHEAD fixes it. */
+static KX_ALWAYS_INLINE size_t kx_rs_ahead(void)
 {
 #ifdef KX_RS_AHEAD
-    (void)kind;
     return KX_RS_AHEAD;
 #else
-    return kind == KX_Q6K ? cit_row_prefetch()->row_order_q6 : cit_row_prefetch()->row_order_k;
+    return cit_row_prefetch()->row_order_k;
 #endif
 }
 
@@ -935,6 +934,19 @@ static KX_ALWAYS_INLINE void kx_rs_prefetch(const uint8_t *p, size_t n, size_t a
         _mm_prefetch((const char *)x, KX_PF_HINT);
 }
 
+/* The prefetches of a run of 16 items starting at b (n bytes): the stream's
+ * lines `ahead` bytes on into L2, and the next run from L2 into L1 while
+ * this one computes (past the matrix: harmless). On Zen 4, paired from
+ * memory: the L1 step against none Q4_K 1.05-1.08x, Q5_K 1.17x (32 KiB
+ * ahead; two runs ahead the same as one); at 8 KiB ahead Q6_K 1.03x
+ * (docs/benchmarks.md, sessions 10 and 11). */
+static KX_ALWAYS_INLINE void kx_rs_run_prefetch(const uint8_t *b, size_t n, size_t ahead)
+{
+    kx_rs_prefetch(b, n, ahead);
+    for (size_t o = 0; o < n; o += 64)
+        _mm_prefetch((const char *)b + n + o, _MM_HINT_T0);
+}
+
 /* out[r] = the sum over s < nsb (<= 16), in order, of prod[r * nsb + s]
  * (r < 16): a 16x16 transpose (a gather per s cost a fifth of the decode
  * on Zen 4). */
@@ -966,7 +978,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
         if (ahead)
-            kx_rs_prefetch(b, 16 * bb, ahead);
+            kx_rs_run_prefetch(b, 16 * bb, ahead);
         __m512i acc[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
@@ -1001,14 +1013,8 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
     _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
-        if (ahead) {
-            kx_rs_prefetch(b, 16 * bb, ahead);
-            /* The next run, from L2 into L1 (past the matrix: harmless). On Zen 4,
-             * paired from memory against none: Q4_K 2048x2048 / 5632x2048 1.05-1.08x, Q5_K 1.17x;
-             * two runs ahead the same as one; Q6_K 0.93-1.00x, so not there. */
-            for (size_t o = 0; o < 16 * bb; o += 64)
-                _mm_prefetch((const char *)b + 16 * bb + o, _MM_HINT_T0);
-        }
+        if (ahead)
+            kx_rs_run_prefetch(b, 16 * bb, ahead);
         __m512i dd, m_lo, m_hi;
         uint64_t scl[16] __attribute__((aligned(64)));
         kx_affine_headers(b, bb, &dd, scl, &m_lo, &m_hi);
@@ -1247,7 +1253,7 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
     size_t r = r0;
 #if KX_BITS == 512 && KX_VNNI
     /* rows one after another where the CPU asks for it (its blocks' rows must be one span) */
-    const size_t rs_ahead = kx_rs_ahead(kind);
+    const size_t rs_ahead = kx_rs_ahead();
     if (rs_ahead && nsb <= KX_RS_MAXSB && row_bytes == nsb * (size_t)bb)
         r = kx_rows_rs(kind, w, row_bytes, nsb, r0, r1, act, n_tokens, y, ldy, rs_ahead);
 #endif

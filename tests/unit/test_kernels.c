@@ -419,8 +419,8 @@ static void test_row_prefetch_by_vendor(void **state)
         skip(); /* not an x86 /proc/cpuinfo */
     fprintf(stderr,
             "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes, Q4_K / Q5_K %u super-blocks, next block in file order "
-            "from %u-byte rows, rows one after another %u (Q4_0) / %u (Q4_K, Q5_K) / %u (Q6_K) bytes ahead (%s)\n",
-            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_k, t->row_order_q6,
+            "from %u-byte rows, rows one after another %u (Q4_0) / %u (K-quants) bytes ahead (%s)\n",
+            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_k,
             amd ? "AMD" : "not AMD");
     assert_int_equal(t->q4_0, amd && CIT_X86_KERNELS ? 768 : 256);
     assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
@@ -428,7 +428,6 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->seq_row_bytes, amd && CIT_X86_KERNELS ? 2048 : 0);
     assert_int_equal(t->row_order, amd && CIT_X86_KERNELS ? 8192 : 0);
     assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 8192 : 0);
-    assert_int_equal(t->row_order_q6, 0);
 }
 
 /* The row kernels' settings for the next checks: *form in place of the
@@ -492,9 +491,9 @@ static void test_k_row_forms_match_reference(void **state)
     (void)state;
     const struct cit_row_prefetch cpu = *cit_row_prefetch();
     struct cit_row_prefetch forms[3] = {cpu, cpu, cpu};
-    forms[0].row_order_k = forms[0].row_order_q6 = 0;
-    forms[1].row_order_k = forms[1].row_order_q6 = 64;
-    forms[2].row_order_k = forms[2].row_order_q6 = 32768;
+    forms[0].row_order_k = 0;
+    forms[1].row_order_k = 64;
+    forms[2].row_order_k = 32768;
     static const uint32_t types[] = {CIT_TYPE_Q4_K, CIT_TYPE_Q5_K, CIT_TYPE_Q6_K};
     static const size_t sbs[] = {1, 3, 8, 15, 16, 17, 22};
     static const size_t outs[] = {17, 48};
