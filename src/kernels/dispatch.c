@@ -99,7 +99,7 @@ static enum cit_isa detect(void)
  *   low level, 1.24x at the high one; all the matmuls 1.08-1.10x at the
  *   high level; 6144 0.92-0.98x and 16384 0.97-0.99x against 8192), and
  *   Q6_K reads faster this way than side by side (session 11: 32000x2048
- *   1.08x, 2048x2048 1.12x, 256x2048 1.24x at the low level);
+ *   1.08x, 2048x2048 1.12x, 256x2048 1.24x at the low level).
  * Other CPUs keep Intel's. */
 static struct cit_row_prefetch row_prefetch = {256, 512, 4, 0, 0, 0}, cpu_row_prefetch;
 

@@ -938,8 +938,8 @@ static KX_ALWAYS_INLINE void kx_rs_prefetch(const uint8_t *p, size_t n, size_t a
  * lines `ahead` bytes on into L2, and the next run from L2 into L1 while
  * this one computes (past the matrix: harmless). On Zen 4, paired from
  * memory: the L1 step against none Q4_K 1.05-1.08x, Q5_K 1.17x (32 KiB
- * ahead; two runs ahead the same as one); at 8 KiB ahead Q6_K 1.03x
- * (docs/benchmarks.md, sessions 10 and 11). */
+ * ahead; two runs ahead the same as one); at 8 KiB ahead Q6_K 1.025x
+ * (quartiles 0.99-1.04; docs/benchmarks.md, sessions 10 and 11). */
 static KX_ALWAYS_INLINE void kx_rs_run_prefetch(const uint8_t *b, size_t n, size_t ahead)
 {
     kx_rs_prefetch(b, n, ahead);
