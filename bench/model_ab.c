@@ -21,7 +21,10 @@
  * which setting goes first flips every round. Each round also reads the same
  * bytes plainly (zmm loads, as the bandwidth probe) in the same loops and
  * prints A's and B's share of that. The first round also faults the mapping
- * in: leave it out. */
+ * in: leave it out. MAB_PROBE=1 also runs citadel bench's bandwidth probe
+ * (an anonymous 256 MiB buffer in 2 MiB pages, best of 3 passes) before
+ * and after each round, and prints the plain read's and A's share of the
+ * higher of the two: the limit `citadel bench` measures tg against. */
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -29,6 +32,7 @@
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
+#include "kernels/probe.h"
 #include "model/model_impl.h"
 #include "qbench.h"
 
@@ -183,8 +187,15 @@ int main(int argc, char **argv)
     setting(&set[1], "B");
     printf("A: row_order %u, row_order_k %u; B: row_order %u, row_order_k %u; %.1f MB per step\n", set[0].row_order,
            set[0].row_order_k, set[1].row_order, set[1].row_order_k, bytes / steps / 1e6);
+    struct cit_bw_probe *probe = NULL;
+    if (getenv("MAB_PROBE") && cit_bw_probe_new(2, (uint64_t)256 << 20, &probe, err, sizeof err) != CIT_OK) {
+        fprintf(stderr, "model_ab: %s\n", err);
+        return 1;
+    }
     for (int i = 0; i < rounds; i++) {
-        double t[2];
+        double t[2], bw[2] = {0, 0};
+        if (probe && cit_bw_probe_read(probe, 3, &bw[0], err, sizeof err) != CIT_OK)
+            fprintf(stderr, "model_ab: %s\n", err);
         for (int k = 0; k < 2; k++) {
             const int s = i % 2 ? 1 - k : k;
             cit_row_prefetch_override(&set[s]);
@@ -199,10 +210,17 @@ int main(int argc, char **argv)
             step(&r, false);
         const double tp = now() - t0;
         r.plain = false;
-        printf("round %d: A %.2f GB/s, B %.2f GB/s, B/A %.3f; plain %.2f GB/s, A %.3f and B %.3f of it\n", i,
+        printf("round %d: A %.2f GB/s, B %.2f GB/s, B/A %.3f; plain %.2f GB/s, A %.3f and B %.3f of it", i,
                bytes / t[0] / 1e9, bytes / t[1] / 1e9, t[0] / t[1], bytes / tp / 1e9, tp / t[0], tp / t[1]);
+        if (probe && cit_bw_probe_read(probe, 3, &bw[1], err, sizeof err) == CIT_OK) {
+            const double lim = bw[0] > bw[1] ? bw[0] : bw[1];
+            printf("; probe %.2f / %.2f GB/s, plain %.3f and A %.3f of the higher", bw[0], bw[1],
+                   bytes / tp / 1e9 / lim, bytes / t[0] / 1e9 / lim);
+        }
+        printf("\n");
         fflush(stdout);
     }
+    cit_bw_probe_free(probe);
     cit_row_prefetch_override(NULL);
     cit_threadpool_free(r.pool);
     cit_model_free(m);
