@@ -742,12 +742,12 @@ static void print_md(const struct bench_state *s, const char *cpu)
             double share = (double)me->huge_bytes / (double)me->resident_bytes;
             printf("%s: file mapping after the tests: %s resident, %.1f%% of it in 2 MiB pages\n",
                    model_label(o->models[mi]), fmt_bytes(me->resident_bytes, b3, sizeof b3), share * 100);
-            if (share < 0.5 && me->resident_bytes >= ((uint64_t)64 << 20))
-                printf("  note: the page cache holds this file in 4 KiB pages (it was read or written in small "
-                       "pieces), which costs generation a few %%: `dd if=%s iflag=nocache count=0` drops it from "
-                       "the cache, and the next load reads it back in 2 MiB pages where the kernel can "
-                       "(docs/engine.md, \"Huge pages\")\n",
-                       o->models[mi]);
+            if (share < 0.9 && me->resident_bytes >= ((uint64_t)64 << 20))
+                printf("  note: the page cache holds %.0f%% of this file in 4 KiB pages (it was read or written "
+                       "in small pieces, or left the cache and came back so), which costs generation a few %%: "
+                       "`dd if=%s iflag=nocache count=0` drops it from the cache, and the next load reads it back "
+                       "in 2 MiB pages where the kernel can (docs/engine.md, \"Huge pages\")\n",
+                       (1 - share) * 100, o->models[mi]);
         }
         if (llc > 0 && rl->weight_bytes_per_token < (uint64_t)llc)
             printf("  note: that fits in the %s last-level cache, so generation reads it from cache, not memory: "
