@@ -21,6 +21,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/attn_prefetch.h"
 #include "kernels/ops.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -227,10 +228,12 @@ INLINE __m256 sum8(const __m256 a[8])
 }
 
 /* scores[p] = q . k_p, 8 keys at a time. */
-static void qk_scores(float *scores, const float *q, const float *k, size_t n_keys, size_t kv_stride, size_t hd)
+static void qk_scores(float *scores, const float *q, const float *k, size_t n_keys, size_t kv_stride, size_t hd,
+                      struct attn_pf *pf)
 {
     size_t p = 0;
     for (; p + 8 <= n_keys; p += 8) {
+        attn_pf_step(pf);
         __m256 acc[8];
         #pragma GCC unroll 16
         for (int j = 0; j < 8; j++)
@@ -316,9 +319,13 @@ static void attn_heads(float *out, const float *q, size_t n_q, const float *k, c
         for (size_t p0 = 0; p0 < n_keys; p0 += KEY_BLOCK) {
             size_t nb = n_keys - p0 < KEY_BLOCK ? n_keys - p0 : KEY_BLOCK;
             const float *kp = k + p0 * kv_stride, *vp = v + p0 * kv_stride;
+            /* the next block's keys and values, over this block's 8-key steps */
+            size_t p1 = p0 + nb, nb1 = n_keys - p1 < KEY_BLOCK ? n_keys - p1 : KEY_BLOCK;
+            struct attn_pf pf;
+            attn_pf_init(&pf, k, v, p1, nb1, kv_stride, hd, ng * (nb / 8));
             for (size_t g = 0; g < ng; g++) {
                 float s[KEY_BLOCK];
-                qk_scores(s, q + (g0 + g) * hd, kp, nb, kv_stride, hd);
+                qk_scores(s, q + (g0 + g) * hd, kp, nb, kv_stride, hd, &pf);
                 float bm = scale_max(s, nb, scale);
                 float m_new = bm > mx[g] ? bm : mx[g];
                 float alpha = _mm256_cvtss_f32(exp8(_mm256_set1_ps(mx[g] - m_new))); /* 0 for the first block */
@@ -326,6 +333,7 @@ static void attn_heads(float *out, const float *q, size_t n_q, const float *k, c
                 mx[g] = m_new;
                 weighted_sum(out + (g0 + g) * hd, alpha, s, vp, nb, kv_stride, hd);
             }
+            attn_pf_finish(&pf);
         }
         for (size_t g = 0; g < ng; g++) {
             float *o = out + (g0 + g) * hd;

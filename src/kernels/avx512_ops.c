@@ -34,6 +34,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/attn_prefetch.h"
 #include "kernels/ops.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -231,7 +232,8 @@ INLINE void qk16_fixed(float *scores, const __m512 *qv, const float *kp, size_t 
 
 /* scores[p] = q . k_p, 16 keys at a time (their products summed per lane,
  * then the 16 lane sums formed together). */
-static void qk_scores(float *scores, const float *q, const float *k, size_t n_keys, size_t kv_stride, size_t hd)
+static void qk_scores(float *scores, const float *q, const float *k, size_t n_keys, size_t kv_stride, size_t hd,
+                      struct attn_pf *pf)
 {
     size_t p = 0;
     if (hd == 64 || hd == 128) {
@@ -239,6 +241,7 @@ static void qk_scores(float *scores, const float *q, const float *k, size_t n_ke
         for (size_t c = 0; c < hd / 16; c++)
             qv[c] = _mm512_loadu_ps(q + 16 * c);
         for (; p + 16 <= n_keys; p += 16) {
+            attn_pf_step(pf);
             if (hd == 64)
                 qk16_fixed(scores + p, qv, k + p * kv_stride, kv_stride, 4);
             else
@@ -246,6 +249,7 @@ static void qk_scores(float *scores, const float *q, const float *k, size_t n_ke
         }
     }
     for (; p + 16 <= n_keys; p += 16) {
+        attn_pf_step(pf);
         __m512 acc[16];
         #pragma GCC unroll 16
         for (int j = 0; j < 16; j++)
@@ -346,14 +350,19 @@ static void attn_heads(float *out, const float *q, size_t n_q, const float *k, c
             size_t nb = n_keys - p0 < KEY_BLOCK ? n_keys - p0 : KEY_BLOCK;
             const float *kp = k + p0 * kv_stride, *vp = v + p0 * kv_stride;
             float s[MAX_GROUP][KEY_BLOCK], alpha[MAX_GROUP];
+            /* the next block's keys and values, over this block's 16-key steps */
+            size_t p1 = p0 + nb, nb1 = n_keys - p1 < KEY_BLOCK ? n_keys - p1 : KEY_BLOCK;
+            struct attn_pf pf;
+            attn_pf_init(&pf, k, v, p1, nb1, kv_stride, hd, ng * (nb / 16));
             for (size_t g = 0; g < ng; g++) {
-                qk_scores(s[g], q + (g0 + g) * hd, kp, nb, kv_stride, hd);
+                qk_scores(s[g], q + (g0 + g) * hd, kp, nb, kv_stride, hd, &pf);
                 float bm = scale_max(s[g], nb, scale);
                 float m_new = bm > mx[g] ? bm : mx[g];
                 alpha[g] = _mm512_cvtss_f32(exp16(_mm512_set1_ps(mx[g] - m_new))); /* 0 for the first block */
                 sum[g] = sum[g] * (double)alpha[g] + exp_sum(s[g], nb, m_new);
                 mx[g] = m_new;
             }
+            attn_pf_finish(&pf);
             /* the values of the block once per pair of heads */
             for (size_t g = 0; g < ng; g += 2) {
                 float *o[2] = {out + (g0 + g) * hd, out + (g0 + g + 1) * hd};

@@ -296,13 +296,16 @@ enum cit_status cit_kv_seq_cp(struct cit_context *c, int32_t src, int32_t dst, i
         return cit_fail(CIT_ERR_RANGE, err, errlen, "n_pos %d exceeds the %d positions of seq %d", n_pos,
                         c->seq_len[src], src);
     if (src != dst) {
-        size_t kv_dim = c->m->kv_dim, n_ctx = c->p.n_ctx;
-        size_t bytes = (size_t)n_pos * kv_dim * sizeof(float);
+        /* one run of n_pos rows per (layer, KV head); layout in model_impl.h */
+        size_t hd = c->m->info.head_dim, n_ctx = c->p.n_ctx, n_kvh = c->m->info.n_head_kv;
+        size_t bytes = (size_t)n_pos * hd * sizeof(float);
         for (size_t l = 0; l < c->m->info.n_layer; l++) {
-            size_t so = ((l * n_seq + (size_t)src) * n_ctx) * kv_dim;
-            size_t d_o = ((l * n_seq + (size_t)dst) * n_ctx) * kv_dim;
-            memcpy(c->k_cache + d_o, c->k_cache + so, bytes);
-            memcpy(c->v_cache + d_o, c->v_cache + so, bytes);
+            for (size_t h = 0; h < n_kvh; h++) {
+                size_t so = (((l * n_seq + (size_t)src) * n_kvh + h) * n_ctx) * hd;
+                size_t d_o = (((l * n_seq + (size_t)dst) * n_kvh + h) * n_ctx) * hd;
+                memcpy(c->k_cache + d_o, c->k_cache + so, bytes);
+                memcpy(c->v_cache + d_o, c->v_cache + so, bytes);
+            }
         }
     }
     c->seq_len[dst] = n_pos;

@@ -20,10 +20,14 @@
 #include "kernels/ops.h"
 #include "model/model_impl.h"
 
-/* Offset (in floats) of (layer, seq, pos) in the K or V cache. */
-static size_t kv_offset(const struct cit_context *c, size_t layer, int32_t seq, int32_t pos)
+/* Offset (in floats) of (layer, seq, kv head, pos) in the K or V cache:
+ * each KV head's keys of a sequence are contiguous, so attention reads one
+ * dense stream per KV head. */
+static size_t kv_offset(const struct cit_context *c, size_t layer, int32_t seq, size_t kvh, int32_t pos)
 {
-    return ((layer * c->p.n_seq_max + (size_t)seq) * c->p.n_ctx + (size_t)pos) * c->m->kv_dim;
+    size_t n_head_kv = c->m->info.n_head_kv;
+    return (((layer * c->p.n_seq_max + (size_t)seq) * n_head_kv + kvh) * c->p.n_ctx + (size_t)pos) *
+           c->m->info.head_dim;
 }
 
 struct attn_job {
@@ -42,7 +46,7 @@ static void attn_heads(void *arg, size_t begin, size_t end, unsigned tid)
     const struct attn_job *j = arg;
     struct cit_context *c = j->c;
     const struct cit_model *m = c->m;
-    size_t n_head = m->info.n_head, hd = m->info.head_dim, kv_dim = m->kv_dim;
+    size_t n_head = m->info.n_head, hd = m->info.head_dim;
     size_t group = n_head / m->info.n_head_kv;
     float *scores = c->scores + (size_t)tid * c->p.n_ctx; /* (n_ctx) */
     for (size_t idx = begin; idx < end;) {
@@ -54,10 +58,10 @@ static void attn_heads(void *arg, size_t begin, size_t end, unsigned tid)
         if (n_q > end - idx)
             n_q = end - idx;
         const float *qh = c->q + i * m->q_dim + h * hd;                               /* (n_q, head_dim) */
-        const float *kb = c->k_cache + kv_offset(c, j->layer, it->seq, 0) + kvh * hd; /* (n_keys, kv_dim) view */
-        const float *vb = c->v_cache + kv_offset(c, j->layer, it->seq, 0) + kvh * hd; /* (n_keys, kv_dim) view */
-        float *out = c->att + i * m->q_dim + h * hd;                                  /* (n_q, head_dim) */
-        cit_attn_heads(out, qh, n_q, kb, vb, n_keys, kv_dim, hd, j->scale, scores);
+        const float *kb = c->k_cache + kv_offset(c, j->layer, it->seq, kvh, 0); /* (n_keys, head_dim) */
+        const float *vb = c->v_cache + kv_offset(c, j->layer, it->seq, kvh, 0); /* (n_keys, head_dim) */
+        float *out = c->att + i * m->q_dim + h * hd;                           /* (n_q, head_dim) */
+        cit_attn_heads(out, qh, n_q, kb, vb, n_keys, hd, hd, j->scale, scores);
         idx += n_q;
     }
 }
@@ -104,12 +108,19 @@ static void layer_forward(struct cit_context *c, const struct cit_batch_item *it
         const float *cs = c->rope_cs + i * hp->n_rot;
         cit_rope(c->q + i * Q, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_neox);
         cit_rope(c->k + i * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_neox);
-        size_t off = kv_offset(c, il, items[i].seq, items[i].pos);
-        memcpy(c->k_cache + off, c->k + i * KV, KV * sizeof(float));
-        memcpy(c->v_cache + off, c->v + i * KV, KV * sizeof(float));
+        for (size_t kvh = 0; kvh < hp->n_head_kv; kvh++) {
+            size_t off = kv_offset(c, il, items[i].seq, kvh, items[i].pos), hd = hp->head_dim;
+            memcpy(c->k_cache + off, c->k + i * KV + kvh * hd, hd * sizeof(float));
+            memcpy(c->v_cache + off, c->v + i * KV + kvh * hd, hd * sizeof(float));
+        }
     }
     struct attn_job aj = {c, items, il, 1.0f / sqrtf((float)hp->head_dim)};
-    cit_threadpool_for(c->pool, n * hp->n_head, 1, attn_heads, &aj);
+    /* Chunks of whole KV heads, so each thread streams a KV head's keys and
+     * values once for all its query heads; single heads when there are fewer
+     * KV heads than threads. Results do not depend on the grain. */
+    size_t group = hp->n_head / hp->n_head_kv;
+    size_t grain = n * hp->n_head_kv >= cit_threadpool_size(c->pool) ? group : 1;
+    cit_threadpool_for(c->pool, n * hp->n_head, grain, attn_heads, &aj);
     cit_matmul(c->pool, &L->wo, c->att, n, c->proj, c->act); /* (n, n_embd) */
     cit_add(c->x, c->proj, n * E);
 

@@ -58,9 +58,10 @@ struct cit_context {
     struct cit_context_params p; /* defaults resolved */
     struct cit_threadpool *pool;
 
-    /* KV cache, f32: element (l, s, p, d) at ((l * n_seq_max + s) * n_ctx + p) * kv_dim + d. */
-    float *k_cache;   /* (n_layer, n_seq_max, n_ctx, kv_dim) */
-    float *v_cache;   /* (n_layer, n_seq_max, n_ctx, kv_dim) */
+    /* KV cache, f32, head-major: element (l, s, h, p, d) at
+     * (((l * n_seq_max + s) * n_head_kv + h) * n_ctx + p) * head_dim + d. */
+    float *k_cache;   /* (n_layer, n_seq_max, n_head_kv, n_ctx, head_dim) */
+    float *v_cache;   /* (n_layer, n_seq_max, n_head_kv, n_ctx, head_dim) */
     int32_t *seq_len; /* (n_seq_max) positions each sequence holds */
 
     /* Scratch: one allocation, carved up by context.c's layout. */

@@ -280,8 +280,9 @@ static void test_attention(void **state)
         const struct cit_ops *o = cit_ops_for_isa((enum cit_isa)isa);
         const char *name = cit_isa_name((enum cit_isa)isa);
         for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
-            for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++) {
-                size_t hd = hds[hi], n_keys = keys[ki], stride = 2 * hd + 3;
+            for (size_t ki = 0; ki < 2 * (sizeof keys / sizeof keys[0]); ki++) {
+                /* rows interleaved with other data, and rows packed (the KV cache's layout) */
+                size_t hd = hds[hi], n_keys = keys[ki / 2], stride = ki % 2 ? hd : 2 * hd + 3;
                 /* this head's rows end exactly at the buffer end, so reads past them would be caught by ASan */
                 size_t len = (n_keys - 1) * stride + hd;
                 float *k = malloc(len * sizeof *k), *v = malloc(len * sizeof *v), *q = malloc(G * hd * sizeof *q);
