@@ -62,6 +62,7 @@ struct cit_context {
      * (((l * n_seq_max + s) * n_head_kv + h) * n_ctx + p) * head_dim + d. */
     float *k_cache;   /* (n_layer, n_seq_max, n_head_kv, n_ctx, head_dim) */
     float *v_cache;   /* (n_layer, n_seq_max, n_head_kv, n_ctx, head_dim) */
+    size_t kv_map_bytes; /* k_cache's mapping, which holds v_cache after K */
     int32_t *seq_len; /* (n_seq_max) positions each sequence holds */
 
     /* Scratch: one allocation, carved up by context.c's layout. */
