@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 struct attn_pf {
-    const char *k, *v; /* first line of the next block's keys and of its values */
+    uintptr_t k, v; /* first line of the next block's keys and of its values (addresses:
+                     * the last line may lie past the rows, which a prefetch allows) */
     size_t n;          /* 64-byte lines of each */
     size_t per;        /* lines of each issued per step */
     size_t i;          /* lines issued so far */
@@ -28,14 +29,14 @@ static inline void attn_pf_init(struct attn_pf *pf, const float *k, const float 
                                 size_t kv_stride, size_t hd, size_t steps)
 {
     pf->i = pf->n = pf->per = 0;
-    pf->k = pf->v = NULL;
+    pf->k = pf->v = 0;
     if (n_rows == 0)
         return;
     uintptr_t ks = (uintptr_t)(k + p * kv_stride), vs = (uintptr_t)(v + p * kv_stride);
     size_t bytes = ((n_rows - 1) * kv_stride + hd) * sizeof(float);
     size_t lk = (ks % 64 + bytes + 63) / 64, lv = (vs % 64 + bytes + 63) / 64;
-    pf->k = (const char *)(ks - ks % 64);
-    pf->v = (const char *)(vs - vs % 64);
+    pf->k = ks - ks % 64;
+    pf->v = vs - vs % 64;
     pf->n = lk > lv ? lk : lv;
     pf->per = steps ? (pf->n + steps - 1) / steps : pf->n;
 }
@@ -44,8 +45,8 @@ static inline void attn_pf_step(struct attn_pf *pf)
 {
     size_t e = pf->n - pf->i < pf->per ? pf->n : pf->i + pf->per;
     for (; pf->i < e; pf->i++) {
-        __builtin_prefetch(pf->k + 64 * pf->i, 0, 2); /* prefetcht1 on x86 */
-        __builtin_prefetch(pf->v + 64 * pf->i, 0, 2);
+        __builtin_prefetch((const void *)(pf->k + 64 * pf->i), 0, 2); /* prefetcht1 on x86 */
+        __builtin_prefetch((const void *)(pf->v + 64 * pf->i), 0, 2);
     }
 }
 
