@@ -38,7 +38,7 @@
 /* The KV cache (K then V): an anonymous mapping in 2 MiB pages where the
  * kernel gives them. Attention streams the cache, and fewer TLB misses
  * made a KV head's read 1.5-4.8 us faster of about 23, and tg1024 up to
- * 8% faster (docs/benchmarks.md, sessions 12 and 14). Pages are committed
+ * 7.7% faster (docs/benchmarks.md, sessions 12 and 14). Pages are committed
  * as touched, 2 MiB at a time. Under AddressSanitizer a plain malloc, so
  * reads past the cache are caught. */
 static float *kv_alloc(size_t bytes)
@@ -338,17 +338,14 @@ enum cit_status cit_kv_seq_cp(struct cit_context *c, int32_t src, int32_t dst, i
         return cit_fail(CIT_ERR_RANGE, err, errlen, "n_pos %d exceeds the %d positions of seq %d", n_pos,
                         c->seq_len[src], src);
     if (src != dst) {
-        /* one run of n_pos rows per (layer, KV head); layout in model_impl.h */
-        size_t hd = c->m->info.head_dim, n_ctx = c->p.n_ctx, n_kvh = c->m->info.n_head_kv;
-        size_t bytes = (size_t)n_pos * hd * sizeof(float);
-        for (size_t l = 0; l < c->m->info.n_layer; l++) {
-            for (size_t h = 0; h < n_kvh; h++) {
-                size_t so = (((l * n_seq + (size_t)src) * n_kvh + h) * n_ctx) * hd;
-                size_t d_o = (((l * n_seq + (size_t)dst) * n_kvh + h) * n_ctx) * hd;
+        /* one run of n_pos rows per (layer, KV head) */
+        size_t bytes = (size_t)n_pos * c->m->info.head_dim * sizeof(float);
+        for (size_t l = 0; l < c->m->info.n_layer; l++)
+            for (size_t h = 0; h < c->m->info.n_head_kv; h++) {
+                size_t so = cit_kv_offset(c, l, (size_t)src, h, 0), d_o = cit_kv_offset(c, l, (size_t)dst, h, 0);
                 memcpy(c->k_cache + d_o, c->k_cache + so, bytes);
                 memcpy(c->v_cache + d_o, c->v_cache + so, bytes);
             }
-        }
     }
     c->seq_len[dst] = n_pos;
     return CIT_OK;

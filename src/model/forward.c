@@ -20,16 +20,6 @@
 #include "kernels/ops.h"
 #include "model/model_impl.h"
 
-/* Offset (in floats) of (layer, seq, kv head, pos) in the K or V cache:
- * each KV head's keys of a sequence are contiguous, so attention reads one
- * dense stream per KV head. */
-static size_t kv_offset(const struct cit_context *c, size_t layer, int32_t seq, size_t kvh, int32_t pos)
-{
-    size_t n_head_kv = c->m->info.n_head_kv;
-    return (((layer * c->p.n_seq_max + (size_t)seq) * n_head_kv + kvh) * c->p.n_ctx + (size_t)pos) *
-           c->m->info.head_dim;
-}
-
 struct attn_job {
     struct cit_context *c;
     const struct cit_batch_item *items;
@@ -58,8 +48,8 @@ static void attn_heads(void *arg, size_t begin, size_t end, unsigned tid)
         if (n_q > end - idx)
             n_q = end - idx;
         const float *qh = c->q + i * m->q_dim + h * hd;                               /* (n_q, head_dim) */
-        const float *kb = c->k_cache + kv_offset(c, j->layer, it->seq, kvh, 0); /* (n_keys, head_dim) */
-        const float *vb = c->v_cache + kv_offset(c, j->layer, it->seq, kvh, 0); /* (n_keys, head_dim) */
+        const float *kb = c->k_cache + cit_kv_offset(c, j->layer, (size_t)it->seq, kvh, 0); /* (n_keys, head_dim) */
+        const float *vb = c->v_cache + cit_kv_offset(c, j->layer, (size_t)it->seq, kvh, 0); /* (n_keys, head_dim) */
         float *out = c->att + i * m->q_dim + h * hd;                           /* (n_q, head_dim) */
         cit_attn_heads(out, qh, n_q, kb, vb, n_keys, hd, hd, j->scale, scores);
         idx += n_q;
@@ -109,7 +99,7 @@ static void layer_forward(struct cit_context *c, const struct cit_batch_item *it
         cit_rope(c->q + i * Q, hp->n_head, hp->head_dim, hp->n_rot, cs, hp->rope_neox);
         cit_rope(c->k + i * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, hp->rope_neox);
         for (size_t kvh = 0; kvh < hp->n_head_kv; kvh++) {
-            size_t off = kv_offset(c, il, items[i].seq, kvh, items[i].pos), hd = hp->head_dim;
+            size_t off = cit_kv_offset(c, il, (size_t)items[i].seq, kvh, (size_t)items[i].pos), hd = hp->head_dim;
             memcpy(c->k_cache + off, c->k + i * KV + kvh * hd, hd * sizeof(float));
             memcpy(c->v_cache + off, c->v + i * KV + kvh * hd, hd * sizeof(float));
         }

@@ -85,6 +85,14 @@ struct cit_context {
     size_t n_last;      /* items of the last successful decode */
 };
 
+/* Offset (in floats) of (layer, seq, KV head, pos) in the K or V cache:
+ * each KV head's keys of a sequence are contiguous, so attention reads one
+ * dense stream per KV head. */
+static inline size_t cit_kv_offset(const struct cit_context *c, size_t layer, size_t seq, size_t kvh, size_t pos)
+{
+    return (((layer * c->p.n_seq_max + seq) * c->m->info.n_head_kv + kvh) * c->p.n_ctx + pos) * c->m->info.head_dim;
+}
+
 /* Runs one validated batch (forward.c). */
 void cit_forward(struct cit_context *c, const struct cit_batch_item *items, size_t n);
 
