@@ -8,11 +8,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/pages.h"
 
 /* A compute pass is grown until it lasts at least this long, so timer
  * resolution and thread start-up are noise. */
@@ -191,11 +191,8 @@ static unsigned char *map_buffer(uint64_t want, uint64_t *got)
     uint64_t avail = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
     while (want >= CIT_PROBE_MIN_READ_BYTES) {
         if (!avail || want <= avail / 2) {
-            void *p = mmap(NULL, (size_t)want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p != MAP_FAILED) {
-#ifdef MADV_HUGEPAGE
-                madvise(p, (size_t)want, MADV_HUGEPAGE); /* fewer TLB misses; advisory only */
-#endif
+            void *p = cit_map_anon_huge((size_t)want);
+            if (p) {
                 *got = want;
                 return (unsigned char *)p;
             }
@@ -284,8 +281,7 @@ void cit_bw_probe_free(struct cit_bw_probe *p)
 {
     if (!p)
         return;
-    if (p->buf)
-        munmap(p->buf, (size_t)p->mapped);
+    cit_unmap_anon(p->buf, (size_t)p->mapped);
     free(p->jobs);
     free(p);
 }

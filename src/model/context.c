@@ -7,17 +7,16 @@
  * All sizes come from one layout function, used both to allocate and to
  * answer cit_context_memory, so the reported figures are exactly what gets
  * allocated. */
-#define _DEFAULT_SOURCE /* madvise, MAP_ANONYMOUS */
 #include "citadel/model.h"
 
 #include <inttypes.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/checked.h"
 #include "base/err.h"
+#include "base/pages.h"
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "model/model_impl.h"
@@ -26,46 +25,6 @@
 #define MAX_BATCH (1u << 16)
 #define DEFAULT_BATCH 512u
 #define SCRATCH_ALIGN 64u
-
-#if defined(__SANITIZE_ADDRESS__)
-#define KV_PLAIN_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KV_PLAIN_MALLOC 1
-#endif
-#endif
-
-/* The KV cache (K then V): an anonymous mapping in 2 MiB pages where the
- * kernel gives them. Attention streams the cache, and fewer TLB misses
- * made a KV head's read 1.5-4.8 us faster of about 23, and tg1024 up to
- * 7.7% faster (docs/benchmarks.md, sessions 12 and 14). Pages are committed
- * as touched, 2 MiB at a time. Under AddressSanitizer a plain malloc, so
- * reads past the cache are caught. */
-static float *kv_alloc(size_t bytes)
-{
-#ifdef KV_PLAIN_MALLOC
-    return malloc(bytes);
-#else
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE); /* advisory: an error leaves 4 KiB pages */
-#endif
-    return p;
-#endif
-}
-
-static void kv_free(float *p, size_t bytes)
-{
-#ifdef KV_PLAIN_MALLOC
-    (void)bytes;
-    free(p);
-#else
-    if (p)
-        munmap(p, bytes);
-#endif
-}
 
 /* Byte offsets of the scratch buffers inside one allocation. */
 struct layout {
@@ -232,8 +191,12 @@ enum cit_status cit_context_new(const struct cit_model *m, const struct cit_cont
     c->m = m;
     c->p = rp;
     size_t half = (size_t)(lo.kv_bytes / 2);
+    /* K then V in one mapping in 2 MiB pages: attention streams the cache,
+     * and fewer TLB misses made a KV head's read 1.5-4.8 us faster of about
+     * 23 and tg1024 up to 7.7% faster (docs/benchmarks.md, sessions 12 and
+     * 14). Memory is committed as touched, 2 MiB at a time. */
     c->kv_map_bytes = 2 * (half ? half : 64);
-    c->k_cache = kv_alloc(c->kv_map_bytes);
+    c->k_cache = cit_map_anon_huge(c->kv_map_bytes);
     c->v_cache = c->k_cache ? (float *)((char *)c->k_cache + c->kv_map_bytes / 2) : NULL;
     c->scratch = aligned_alloc(SCRATCH_ALIGN, (size_t)lo.scratch_bytes);
     if (!c->k_cache || !c->scratch) {
@@ -276,7 +239,7 @@ void cit_context_free(struct cit_context *c)
         return;
     cit_threadpool_free(c->pool);
     free(c->scratch);
-    kv_free(c->k_cache, c->kv_map_bytes);
+    cit_unmap_anon(c->k_cache, c->kv_map_bytes);
     free(c);
 }
 

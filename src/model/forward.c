@@ -47,10 +47,10 @@ static void attn_heads(void *arg, size_t begin, size_t end, unsigned tid)
         size_t n_q = (kvh + 1) * group - h; /* heads h.. of this KV head */
         if (n_q > end - idx)
             n_q = end - idx;
-        const float *qh = c->q + i * m->q_dim + h * hd;                               /* (n_q, head_dim) */
-        const float *kb = c->k_cache + cit_kv_offset(c, j->layer, (size_t)it->seq, kvh, 0); /* (n_keys, head_dim) */
-        const float *vb = c->v_cache + cit_kv_offset(c, j->layer, (size_t)it->seq, kvh, 0); /* (n_keys, head_dim) */
-        float *out = c->att + i * m->q_dim + h * hd;                           /* (n_q, head_dim) */
+        const float *qh = c->q + i * m->q_dim + h * hd;             /* (n_q, head_dim) */
+        size_t kv0 = cit_kv_offset(c, j->layer, (size_t)it->seq, kvh, 0);
+        const float *kb = c->k_cache + kv0, *vb = c->v_cache + kv0; /* (n_keys, head_dim) each */
+        float *out = c->att + i * m->q_dim + h * hd;                /* (n_q, head_dim) */
         cit_attn_heads(out, qh, n_q, kb, vb, n_keys, hd, hd, j->scale, scores);
         idx += n_q;
     }

@@ -15,7 +15,7 @@
  * page-cache folio around it, megabytes of the released matrices
  * (measured: +85 MiB resident on TinyLlama Q4_0 with the norms left, +38
  * MiB on Q4_K_M with its Q6_K matrices left). */
-#define _DEFAULT_SOURCE /* madvise, MAP_ANONYMOUS */
+#define _DEFAULT_SOURCE /* madvise */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +25,7 @@
 
 #include "base/checked.h"
 #include "base/err.h"
+#include "base/pages.h"
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/repack.h"
@@ -175,10 +176,8 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
     for (size_t i = 0; i < nv; i++)
         if (*vecs[i] && !cit_add_u64(total, ((uint64_t)vlen[i] * sizeof(float) + 63) / 64 * 64, &total))
             total = UINT64_MAX; /* the mapping below then fails: out of memory */
-    void *buf = mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED || total > SIZE_MAX) {
-        if (buf != MAP_FAILED)
-            munmap(buf, (size_t)total);
+    void *buf = total <= SIZE_MAX ? cit_map_anon_huge((size_t)total) : NULL;
+    if (!buf) {
         free(vecs);
         free(vlen);
         free(kind);
@@ -186,13 +185,10 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
         return cit_fail(CIT_ERR_NOMEM, err, errlen, "repack: cannot map %llu bytes for the interleaved weights",
                         (unsigned long long)total);
     }
-#ifdef MADV_HUGEPAGE
-    madvise(buf, (size_t)total, MADV_HUGEPAGE);
-#endif
     struct cit_threadpool *pool = NULL;
     enum cit_status st = cit_threadpool_new(n_threads ? n_threads : cit_cpu_physical_cores(), &pool, err, errlen);
     if (st != CIT_OK) {
-        munmap(buf, (size_t)total);
+        cit_unmap_anon(buf, (size_t)total);
         free(vecs);
         free(vlen);
         free(kind);
@@ -241,6 +237,6 @@ enum cit_status cit_model_repack(struct cit_model *m, unsigned n_threads, uint64
 
 void cit_model_repack_free(struct cit_model *m)
 {
-    if (m && m->repacked)
-        munmap(m->repacked, m->repacked_len);
+    if (m)
+        cit_unmap_anon(m->repacked, m->repacked_len);
 }
