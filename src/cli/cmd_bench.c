@@ -8,6 +8,7 @@
  * when it is a terminal. */
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -305,16 +306,8 @@ static const char *model_label(const char *path)
 /* Size of the last-level cache in bytes, or <= 0 when unknown. */
 static long llc_bytes(void)
 {
-#ifdef _SC_LEVEL3_CACHE_SIZE
-    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (l3 > 0)
-        return l3;
-#endif
-#ifdef _SC_LEVEL2_CACHE_SIZE
-    return sysconf(_SC_LEVEL2_CACHE_SIZE);
-#else
-    return 0;
-#endif
+    uint64_t b = cit_cpu_llc_bytes();
+    return b > (uint64_t)LONG_MAX ? LONG_MAX : (long)b;
 }
 
 static const char *type_name(uint32_t t)

@@ -173,4 +173,14 @@ static inline void cit_prefetch_row_heads(const void *w, size_t row_bytes, size_
  * at least 1: the default thread count. */
 unsigned cit_cpu_physical_cores(void);
 
+/* Bytes of last-level cache of this machine: the distinct highest-level
+ * data or unified caches of the online CPUs in /sys, added (so a package of
+ * several L3s counts each once); glibc's sysconf where /sys does not tell;
+ * 0 when unknown. For judging whether a buffer is read from memory. */
+uint64_t cit_cpu_llc_bytes(void);
+
+/* A /sys cache size ("32768K", "1M", "512", an optional newline) in bytes;
+ * false when it is malformed or overflows. */
+bool cit_parse_cache_size(const char *s, uint64_t *bytes);
+
 #endif

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -398,6 +399,68 @@ static void test_dispatch(void **state)
             cit_isa_name(cit_isa_active()), cit_cpu_physical_cores());
 }
 
+static void test_cache_size_parse(void **state)
+{
+    (void)state;
+    uint64_t b = 1;
+    assert_true(cit_parse_cache_size("32768K\n", &b));
+    assert_int_equal(b, (uint64_t)32 << 20);
+    assert_true(cit_parse_cache_size("1M", &b));
+    assert_int_equal(b, (uint64_t)1 << 20);
+    assert_true(cit_parse_cache_size("2G", &b));
+    assert_int_equal(b, (uint64_t)2 << 30);
+    assert_true(cit_parse_cache_size("512", &b));
+    assert_int_equal(b, 512);
+    b = 7;
+    const char *bad[] = {"", "K", "-1K", "12Q", "12K ", "1KK", "99999999999999999999", "18014398509481984K", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_false(cit_parse_cache_size(bad[i], &b));
+    assert_int_equal(b, 7); /* untouched on failure */
+    assert_false(cit_parse_cache_size(NULL, &b));
+    assert_false(cit_parse_cache_size("1K", NULL));
+}
+
+/* The last-level cache: where /sys lists cpu0's caches, at least cpu0's
+ * highest data or unified one, and at most one such per online CPU. */
+static void test_llc_bytes(void **state)
+{
+    (void)state;
+    uint64_t llc = cit_cpu_llc_bytes(), top_size = 0;
+    long top_level = -1;
+    for (unsigned idx = 0; idx < 16; idx++) {
+        char path[128], line[64];
+        long level;
+        uint64_t size;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%u/level", idx);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        bool ok = fscanf(f, "%ld", &level) == 1;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%u/type", idx);
+        if (!ok || !(f = fopen(path, "r")))
+            continue;
+        ok = fgets(line, sizeof line, f) != NULL && strncmp(line, "Instruction", 11) != 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%u/size", idx);
+        if (!ok || level <= top_level || !(f = fopen(path, "r")))
+            continue;
+        ok = fgets(line, sizeof line, f) != NULL && cit_parse_cache_size(line, &size);
+        fclose(f);
+        if (ok) {
+            top_level = level;
+            top_size = size;
+        }
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    fprintf(stderr, "kernels: last-level cache %llu bytes (cpu0's level-%ld cache %llu bytes, %ld CPUs online)\n",
+            (unsigned long long)llc, top_level, (unsigned long long)top_size, online);
+    if (top_level < 0)
+        return; /* no /sys listing: glibc's figure or 0, nothing to check it against */
+    assert_true(llc >= top_size);
+    assert_true(llc <= top_size * (uint64_t)(online > 0 ? online : 1));
+}
+
 /* The row kernels' prefetch distances follow the CPU's vendor, here read
  * from the kernel's /proc/cpuinfo rather than cpuid: AMD's, or the rest's. */
 static void test_row_prefetch_by_vendor(void **state)
@@ -515,6 +578,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_cache_size_parse),
+        cmocka_unit_test(test_llc_bytes),
         cmocka_unit_test(test_row_prefetch_by_vendor),
         cmocka_unit_test(test_row_forms_match_reference),
         cmocka_unit_test(test_k_row_forms_match_reference),
