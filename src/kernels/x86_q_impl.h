@@ -134,23 +134,29 @@ XQ_INLINE __m512i xq_load_q8(const unsigned char *wr, size_t b0, int n)
     return v;
 }
 
-/* Q4_0 blocks b0 .. b0 + n - 1 (n <= 4) of a row from two loads: the qs
- * (block j in 128-bit lane j), and in *raw the first load, whose words 0,
- * 9, 18, 27 are the 4 half scales (zero past n: see xq_q4_scales4).
- * Masked loads never touch bytes past the blocks. */
+/* Q4_0 blocks b0 .. b0 + n - 1 (n <= 4) of a row: the qs (block j in
+ * 128-bit lane j), and in *raw the row's first 64 bytes from b0, whose words
+ * 0, 9, 18, 27 are the 4 half scales (zero past n: see xq_q4_scales4).
+ * Four blocks: each block's 16 qs bytes broadcast into its lane (a load and
+ * a merge each), not two 64-byte loads joined by a word permute: paired on
+ * an AMD EPYC (Zen 5) VM, 2 threads, from cache 1.027 (5632x2048) and 1.047
+ * (2048x2048); whole TinyLlama Q4_0 tg128 at 85-92 GB/s, 8 alternating
+ * pairs, median 1.024 (docs/benchmarks.md, session 15). Fewer blocks:
+ * masked loads, which never touch bytes past the blocks. */
 XQ_INLINE __m512i xq_load_q4(const unsigned char *wr, size_t b0, int n, __m512i *raw)
 {
     const unsigned char *p = wr + b0 * 18;
-    __m512i a, b;
     if (n == 4) {
-        a = _mm512_loadu_si512(p);
-        b = _mm512_loadu_si512(p + 8);
-    } else {
-        unsigned len = 18u * (unsigned)n; /* < 64 */
-        a = _mm512_maskz_loadu_epi8((__mmask64)((1ull << len) - 1), p);
-        b = _mm512_maskz_loadu_epi8((__mmask64)((1ull << (len - 8)) - 1), p + 8);
+        *raw = _mm512_loadu_si512(p);
+        __m512i q = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(p + 2)));
+        q = _mm512_mask_broadcast_i32x4(q, 0x00f0, _mm_loadu_si128((const __m128i *)(const void *)(p + 20)));
+        q = _mm512_mask_broadcast_i32x4(q, 0x0f00, _mm_loadu_si128((const __m128i *)(const void *)(p + 38)));
+        return _mm512_mask_broadcast_i32x4(q, 0xf000, _mm_loadu_si128((const __m128i *)(const void *)(p + 56)));
     }
-    /* word 9j + 1 + w of the 4 blocks (w < 8): from a below word 32, else word - 4 of b */
+    unsigned len = 18u * (unsigned)n; /* < 64 */
+    __m512i a = _mm512_maskz_loadu_epi8((__mmask64)((1ull << len) - 1), p);
+    __m512i b = _mm512_maskz_loadu_epi8((__mmask64)((1ull << (len - 8)) - 1), p + 8);
+    /* word 9j + 1 + w of the blocks (w < 8): from a below word 32, else word - 4 of b */
     const __m512i qidx = _mm512_set_epi16(32 + 31, 32 + 30, 32 + 29, 32 + 28, 31, 30, 29, 28, 26, 25, 24, 23,
                                           22, 21, 20, 19, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
     *raw = a;
