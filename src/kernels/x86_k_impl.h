@@ -852,7 +852,7 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
  * reduced together (lane = item), their float steps done with lanes =
  * items, and the 16 * nsb products summed per row in super-block order, as
  * the reference adds them. */
-#define KX_RS_MAXSB 16 /* super-blocks per row at most: rows of 22 read 2-8% slower so inside a model */
+#define KX_RS_MAXSB 32 /* super-blocks per row at most (the tables hold two vectors of them) */
 
 /* Bytes ahead in the row-order stream, 0 where it is not used
  * (cit_row_prefetch); -DKX_RS_AHEAD fixes it. */
@@ -865,11 +865,19 @@ static KX_ALWAYS_INLINE size_t kx_rs_ahead(void)
 #endif
 }
 
+/* The longest rows (in super-blocks) the row-order decode takes: the CPU's
+ * (cit_row_prefetch), at most KX_RS_MAXSB. */
+static KX_ALWAYS_INLINE size_t kx_rs_max_sb(void)
+{
+    const size_t sb = cit_row_prefetch()->row_order_k_sb;
+    return sb < KX_RS_MAXSB ? sb : KX_RS_MAXSB;
+}
+
 /* One token's per-super-block values; yd and bp are tables for vpermps /
  * vpermd (lane s: super-block s). */
 struct kx_rs_tok {
-    __m512 yd;          /* the token's Q8_K d */
-    __m512i bp[4];      /* Q4_K / Q5_K: bsums pair sums as int16 pairs, against the mins' even / odd bytes
+    __m512 yd, yd_hi;   /* the token's Q8_K d (super-blocks 0-15, 16-31) */
+    __m512i bp[4], bp_hi[4]; /* (16-31 in bp_hi) Q4_K / Q5_K: bsums pair sums as int16 pairs, against the mins' even / odd bytes
                          * (pairs 0, 2 | 1, 3 | 4, 6 | 5, 7); Q6_K: unused */
     const uint8_t *act; /* the token's Q8_K row */
     /* Q4_K / Q5_K: each super-block's codes in zrow_affine_vnni's order (yv) */
@@ -921,8 +929,9 @@ static KX_ALWAYS_INLINE void kx_rs_tok_init(enum kx_kind kind, struct kx_rs_tok 
             }
     }
     tk->yd = _mm512_load_ps(yd);
+    tk->yd_hi = _mm512_load_ps(yd + 16);
     for (int i = 0; i < 4; i++)
-        tk->bp[i] = _mm512_load_si512((const void *)bp[i]);
+        tk->bp[i] = _mm512_load_si512((const void *)bp[i]), tk->bp_hi[i] = _mm512_load_si512((const void *)(bp[i] + 16));
     tk->act = act;
 }
 
@@ -952,15 +961,18 @@ static KX_ALWAYS_INLINE void kx_rs_run_prefetch(const uint8_t *b, size_t n, size
  * on Zen 4). */
 static KX_ALWAYS_INLINE void kx_rs_sums(const float *prod, size_t nsb, float *out)
 {
-    const __mmask16 m = (__mmask16)((1u << nsb) - 1);
-    __m512i rows[16], col[16];
-#pragma GCC unroll 16
-    for (int r = 0; r < 16; r++)
-        rows[r] = _mm512_maskz_loadu_epi32(m, prod + (size_t)r * nsb);
-    zmm_transpose16(rows, col);
     __m512 sum = _mm512_setzero_ps();
-    for (size_t s = 0; s < nsb; s++)
-        sum = _mm512_add_ps(sum, _mm512_castsi512_ps(col[s]));
+    for (size_t s0 = 0; s0 < nsb; s0 += 16) {
+        const size_t nc = nsb - s0 < 16 ? nsb - s0 : 16;
+        const __mmask16 m = (__mmask16)((1u << nc) - 1);
+        __m512i rows[16], col[16];
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++)
+            rows[r] = _mm512_maskz_loadu_epi32(m, prod + (size_t)r * nsb + s0);
+        zmm_transpose16(rows, col);
+        for (size_t s = 0; s < nc; s++)
+            sum = _mm512_add_ps(sum, _mm512_castsi512_ps(col[s]));
+    }
     _mm512_storeu_ps(out, sum);
 }
 
@@ -995,7 +1007,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
         }
         __m512i sumi = zreduce16(acc);
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_load_si512((const void *)dd)));
-        __m512 yd = _mm512_permutexvar_ps(mp->gidx[g], tk->yd);
+        __m512 yd = _mm512_permutex2var_ps(tk->yd, mp->gidx[g], tk->yd_hi);
         _mm512_store_ps(prod + 16 * g, _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi)));
     }
     kx_rs_sums(prod, nsb, out);
@@ -1019,8 +1031,8 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
         uint64_t scl[16] __attribute__((aligned(64)));
         kx_affine_headers(b, bb, &dd, scl, &m_lo, &m_hi);
         const __m512i ix = mp->gidx[g];
-        const __m512i pv[4] = {_mm512_permutexvar_epi32(ix, tk->bp[0]), _mm512_permutexvar_epi32(ix, tk->bp[1]),
-                               _mm512_permutexvar_epi32(ix, tk->bp[2]), _mm512_permutexvar_epi32(ix, tk->bp[3])};
+        const __m512i pv[4] = {_mm512_permutex2var_epi32(tk->bp[0], ix, tk->bp_hi[0]), _mm512_permutex2var_epi32(tk->bp[1], ix, tk->bp_hi[1]),
+                               _mm512_permutex2var_epi32(tk->bp[2], ix, tk->bp_hi[2]), _mm512_permutex2var_epi32(tk->bp[3], ix, tk->bp_hi[3])};
         __m512i summ = kx_summ_pairs(m_lo, m_hi, pv);
         __m512i acc[16];
 #pragma GCC unroll 16
@@ -1036,7 +1048,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
         __m512i sumi = zreduce16(acc);
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
         __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
-        __m512 yd = _mm512_permutexvar_ps(ix, tk->yd);
+        __m512 yd = _mm512_permutex2var_ps(tk->yd, ix, tk->yd_hi);
         __m512 t1 = _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi));
         __m512 t2 = _mm512_mul_ps(_mm512_mul_ps(dmin, yd), _mm512_cvtepi32_ps(summ));
         _mm512_store_ps(prod + 16 * g, zrow_order(_mm512_sub_ps(t1, t2)));
@@ -1254,7 +1266,7 @@ static KX_ALWAYS_INLINE void gemm_rows_few(enum kx_kind kind, const void *w, siz
 #if KX_BITS == 512 && KX_VNNI
     /* rows one after another where the CPU asks for it (its blocks' rows must be one span) */
     const size_t rs_ahead = kx_rs_ahead();
-    if (rs_ahead && nsb <= KX_RS_MAXSB && row_bytes == nsb * (size_t)bb)
+    if (rs_ahead && nsb <= kx_rs_max_sb() && row_bytes == nsb * (size_t)bb)
         r = kx_rows_rs(kind, w, row_bytes, nsb, r0, r1, act, n_tokens, y, ldy, rs_ahead);
 #endif
     /* The first block's first pf super-blocks: the blocks prefetch pf ahead, so nothing

@@ -482,8 +482,9 @@ static void test_row_prefetch_by_vendor(void **state)
         skip(); /* not an x86 /proc/cpuinfo */
     fprintf(stderr,
             "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes, Q4_K / Q5_K %u super-blocks, next block in file order "
-            "from %u-byte rows, rows one after another %u (Q4_0) / %u (K-quants) bytes ahead (%s)\n",
-            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_k,
+            "from %u-byte rows, rows one after another %u (Q4_0) / %u (K-quants, rows up to %u super-blocks) bytes ahead "
+            "(%s)\n",
+            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_k, t->row_order_k_sb,
             amd ? "AMD" : "not AMD");
     assert_int_equal(t->q4_0, amd && CIT_X86_KERNELS ? 768 : 256);
     assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
@@ -491,6 +492,7 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->seq_row_bytes, amd && CIT_X86_KERNELS ? 2048 : 0);
     assert_int_equal(t->row_order, amd && CIT_X86_KERNELS ? 8192 : 0);
     assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 8192 : 0);
+    assert_true(t->row_order_k_sb == 16 || (amd && CIT_X86_KERNELS && t->row_order_k_sb == 32));
 }
 
 /* The row kernels' settings for the next checks: *form in place of the
@@ -544,21 +546,26 @@ static void test_row_forms_match_reference(void **state)
 }
 
 /* Both forms of the K-quant row decode (rows side by side, or with VNNI
- * one whole row after another at a near and a far distance) must give the
- * reference's bits: rows of 1 to 22 super-blocks (the row-order form takes
- * up to 16; a block's runs of 16 items then span row ends or wrap the
- * super-block index more than once), row counts with and without whole
- * 16-row blocks, and 1 to 3 tokens (5: the tile path). */
+ * one whole row after another at a near and a far distance, for rows of up
+ * to 16 or 32 super-blocks, or asked for longer ones than its tables hold)
+ * must give the reference's bits: rows of 1 to 33 super-blocks (a block's
+ * runs of 16 items then span row ends or wrap the super-block index more
+ * than once; past 16, the per-token tables' second vector), row counts with
+ * and without whole 16-row blocks, and 1 to 3 tokens (5: the tile path). */
 static void test_k_row_forms_match_reference(void **state)
 {
     (void)state;
     const struct cit_row_prefetch cpu = *cit_row_prefetch();
-    struct cit_row_prefetch forms[3] = {cpu, cpu, cpu};
+    struct cit_row_prefetch forms[4] = {cpu, cpu, cpu, cpu};
     forms[0].row_order_k = 0;
     forms[1].row_order_k = 64;
+    forms[1].row_order_k_sb = 16;
     forms[2].row_order_k = 32768;
+    forms[2].row_order_k_sb = 32;
+    forms[3].row_order_k = 8192;
+    forms[3].row_order_k_sb = 64; /* past the tables: rows over 32 super-blocks side by side */
     static const uint32_t types[] = {CIT_TYPE_Q4_K, CIT_TYPE_Q5_K, CIT_TYPE_Q6_K};
-    static const size_t sbs[] = {1, 3, 8, 15, 16, 17, 22};
+    static const size_t sbs[] = {1, 3, 8, 15, 16, 17, 22, 31, 32, 33};
     static const size_t outs[] = {17, 48};
     static const size_t toks[] = {1, 2, 3, 5};
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
