@@ -155,6 +155,10 @@ struct cit_row_prefetch {
      * slower so inside a model; 32 on AMD's later families (Zen 5), where
      * rows of 22 read 1.39x as fast so from memory, Q4_K_M tg128 1.09x. */
     uint32_t row_order_k_sb;
+    /* The row-order decode for Q8_0 with VNNI (rows of at most 240 blocks),
+     * bytes ahead as row_order; 0: side by side (Zen 4, where such a form
+     * read 0.94-1.04x by shape). */
+    uint32_t row_order_q8;
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
 

@@ -107,6 +107,15 @@ XQ_INLINE size_t xq_rs_ahead(void)
     return cit_row_prefetch()->row_order;
 #endif
 }
+/* The same for Q8_0 (row_order_q8); -DXQ_RS_AHEAD_Q8 fixes it. */
+XQ_INLINE size_t xq_rs_ahead_q8(void)
+{
+#ifdef XQ_RS_AHEAD_Q8
+    return XQ_RS_AHEAD_Q8;
+#else
+    return cit_row_prefetch()->row_order_q8;
+#endif
+}
 #ifndef XQ_IL_PF
 #define XQ_IL_PF 512 /* the same for the few-token Q4_0 path (xq_decode_il) */
 #endif
@@ -380,21 +389,22 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
 #define XQ_RS_MAXQ 15 /* 16-block groups in such a row, at most */
 static_assert((XQ_RS_ROW_MAX / 18 + 15) / 16 <= XQ_RS_MAXQ, "the row-order scratch holds a whole row");
 
-/* Q4_0 rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 + NT - 1, each
- * row read whole before the next: the block's bytes in file order, one
+/* Q4_0 (q4) or Q8_0 rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 +
+ * NT - 1, each row read whole before the next: the block's bytes in file order, one
  * stream, which the hardware prefetcher follows, helped by prefetches of
  * every line `ahead` bytes on (16 rows read side by side are 16 streams; measured
  * on Zen 4: docs/benchmarks.md, session 6). Per row and group of 16 blocks:
  * the 4-block chunks' dots as xq_decode's, their 4 partial vectors reduced
  * together (lane j, dword c: block 4c + j), put in block order, less
- * 8 * asum, and the reference's first two float steps with lanes = blocks:
+ * 8 * asum (Q8_0: its codes + 128 against the token's, less 128 * asum),
+ * and the reference's first two float steps with lanes = blocks:
  * (float)sumi * (d_w * d_a). Those products go to a scratch; a 16x16
  * transpose per group then gives lanes = rows for the sums, added in block
  * order as the reference adds them. */
 XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t r0, size_t r1, const void *act,
-                            size_t tok0, float *y, size_t ldy, const int NT, size_t ahead)
+                            size_t tok0, float *y, size_t ldy, const int NT, size_t ahead, const int q4)
 {
-    const size_t nb = n_in / CIT_QK, nq = (nb + 15) / 16;
+    const size_t nb = n_in / CIT_QK, nq = (nb + 15) / 16, bsz = q4 ? 18 : 34;
     const size_t nr = r1 - r0 < 16 ? r1 - r0 : 16;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     /* block 4c + j of a reduced group sits at dword 4j + c */
@@ -408,11 +418,13 @@ XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t
         const unsigned char *wr = (const unsigned char *)w + (r0 + (i < nr ? i : nr - 1)) * row_bytes;
         for (size_t q = 0; q < nq; q++) {
             __m512i part[XQ_DEC_T][4], raw[4];
+            __m128i d8[4]; /* Q8_0: each chunk's 4 half scales (low 64 bits) */
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
                 const size_t b0 = 16 * q + 4 * (size_t)c;
                 if (b0 >= nb) {
                     raw[c] = _mm512_setzero_si512(); /* scales 0 */
+                    d8[c] = _mm_setzero_si128();
                     for (int t = 0; t < NT; t++)
                         part[t][c] = _mm512_setzero_si512();
                     continue;
@@ -424,9 +436,30 @@ XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t
                  * (Zen 4; its exit is hard to predict), and from memory (2 threads, 2 MiB
                  * pages) this form read 1.03x at n_in 2048 and 1.16-1.20x at 5632 (session 8,
                  * docs/benchmarks.md). */
-                const char *st = (const char *)wr + b0 * 18 + ahead;
+                const char *st = (const char *)wr + b0 * bsz + ahead;
                 _mm_prefetch(st, XQ_PF_HINT);
-                _mm_prefetch(st + 18 * (size_t)nblk - 1, XQ_PF_HINT);
+                if (!q4) /* 136 bytes: up to 3 lines */
+                    _mm_prefetch(st + 64, XQ_PF_HINT);
+                _mm_prefetch(st + bsz * (size_t)nblk - 1, XQ_PF_HINT);
+                if (!q4) {
+                    /* blocks b0, b0 + 1 in p0's 128-bit lanes 0-1, 2-3 (b0 + 2, b0 + 3 in p1), their
+                     * codes + 128 against the token's: lane j of the sum below is block b0 + j */
+                    const __m512i u0 = _mm512_xor_si512(xq_load_q8(wr, b0, nblk < 2 ? nblk : 2),
+                                                        _mm512_set1_epi8((char)0x80));
+                    const __m512i u1 = _mm512_xor_si512(
+                        nblk > 2 ? xq_load_q8(wr, b0 + 2, nblk - 2) : _mm512_setzero_si512(),
+                        _mm512_set1_epi8((char)0x80));
+                    d8[c] = xq_load_q8_d(wr, b0, nblk);
+#pragma GCC unroll 4
+                    for (int t = 0; t < NT; t++) {
+                        const int8_t *a = codes[t] + b0 / 4 * 128;
+                        __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u0, _mm512_loadu_si512(a));
+                        __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u1, _mm512_loadu_si512(a + 64));
+                        part[t][c] = _mm512_add_epi32(_mm512_shuffle_i32x4(p0, p1, 0x88),
+                                                      _mm512_shuffle_i32x4(p0, p1, 0xdd));
+                    }
+                    continue;
+                }
                 __m512i v = xq_load_q4(wr, b0, nblk, &raw[c]);
                 __m512i lo = _mm512_and_si512(v, m4);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -439,14 +472,17 @@ XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t
                 }
             }
             /* the row's 16 half scales in block order */
-            const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(xq_q4_scales4(raw)));
+            const __m512 dw =
+                q4 ? _mm512_cvtph_ps(_mm512_castsi512_si256(xq_q4_scales4(raw)))
+                   : _mm512_cvtph_ps(_mm256_inserti128_si256(
+                         _mm256_castsi128_si256(_mm_unpacklo_epi64(d8[0], d8[1])), _mm_unpacklo_epi64(d8[2], d8[3]), 1));
             const size_t nv = nb - 16 * q < 16 ? nb - 16 * q : 16;
             const __mmask16 m = (__mmask16)((1u << nv) - 1);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 __m512i si = xq_reduce4(part[t][0], part[t][1], part[t][2], part[t][3]);
                 si = _mm512_permutexvar_epi32(order, si);
-                si = _mm512_sub_epi32(si, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, asum[t] + 16 * q), 3));
+                si = _mm512_sub_epi32(si, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, asum[t] + 16 * q), q4 ? 3 : 7));
                 __m512 sc = XQ_MUL(dw, _mm512_maskz_loadu_ps(m, da[t] + 16 * q));
                 _mm512_store_ps(prod[t][q][i], XQ_MUL(_mm512_cvtepi32_ps(si), sc));
             }
@@ -983,16 +1019,21 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     }
 #endif
 #if XQ_VNNI
-    /* Q4_0, on CPUs where it was measured (cit_row_prefetch): each row whole before the next */
-    const size_t rs_ahead = q4 ? xq_rs_ahead() : 0;
-    if (rs_ahead && row_bytes < XQ_RS_ROW_MAX) { /* n_tokens < XQ_IL_MIN: one pass */
+    /* On CPUs where it was measured (cit_row_prefetch): each row whole before the next, Q4_0
+     * rows under XQ_RS_ROW_MAX bytes, Q8_0 rows the scratch holds */
+    const size_t rs_ahead = q4 ? xq_rs_ahead() : xq_rs_ahead_q8();
+    if (rs_ahead && (q4 ? row_bytes < XQ_RS_ROW_MAX : n_in / CIT_QK <= 16 * XQ_RS_MAXQ)) {
+        /* n_tokens < XQ_IL_MIN for Q4_0 (one pass); Q8_0 in passes of at most 3 */
         for (size_t rb = r0; rb < r1; rb += 16)
-            if (n_tokens == 3)
-                xq_decode_rs(w, row_bytes, n_in, rb, r1, act, 0, y, ldy, 3, rs_ahead);
-            else if (n_tokens == 2)
-                xq_decode_rs(w, row_bytes, n_in, rb, r1, act, 0, y, ldy, 2, rs_ahead);
-            else
-                xq_decode_rs(w, row_bytes, n_in, rb, r1, act, 0, y, ldy, 1, rs_ahead);
+            for (size_t t0 = 0, n; t0 < n_tokens; t0 += n) {
+                n = n_tokens - t0 < 3 ? n_tokens - t0 : 3;
+                if (n == 3)
+                    xq_decode_rs(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 3, rs_ahead, q4);
+                else if (n == 2)
+                    xq_decode_rs(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 2, rs_ahead, q4);
+                else
+                    xq_decode_rs(w, row_bytes, n_in, rb, r1, act, t0, y, ldy, 1, rs_ahead, q4);
+            }
         return;
     }
     static_assert(XQ_IL_MIN == 4, "the row-order dispatch above takes 1 to 3 tokens");

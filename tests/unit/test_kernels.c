@@ -482,9 +482,11 @@ static void test_row_prefetch_by_vendor(void **state)
         skip(); /* not an x86 /proc/cpuinfo */
     fprintf(stderr,
             "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes, Q4_K / Q5_K %u super-blocks, next block in file order "
-            "from %u-byte rows, rows one after another %u (Q4_0) / %u (K-quants, rows up to %u super-blocks) bytes ahead "
+            "from %u-byte rows, rows one after another %u (Q4_0) / %u (Q8_0) / %u (K-quants, rows up to %u super-blocks) "
+            "bytes ahead "
             "(%s)\n",
-            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_k, t->row_order_k_sb,
+            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_q8, t->row_order_k,
+            t->row_order_k_sb,
             amd ? "AMD" : "not AMD");
     assert_int_equal(t->q4_0, amd && CIT_X86_KERNELS ? 768 : 256);
     assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
@@ -492,6 +494,7 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->seq_row_bytes, amd && CIT_X86_KERNELS ? 2048 : 0);
     assert_int_equal(t->row_order, amd && CIT_X86_KERNELS ? 8192 : 0);
     assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 8192 : 0);
+    assert_true(t->row_order_q8 == 0 || (amd && CIT_X86_KERNELS && t->row_order_q8 == 8192));
     assert_true(t->row_order_k_sb == 16 || (amd && CIT_X86_KERNELS && t->row_order_k_sb == 32));
 }
 
@@ -513,25 +516,31 @@ static void restore_form(const struct cit_row_prefetch *cpu)
 
 /* Every form of the Q4_0 / Q8_0 row decode, whichever the CPU picks: rows
  * side by side (per-row prefetch, or the next block in file order from
- * short rows on), or (Q4_0) one whole row after another at a near and a far
+ * short rows on), or one whole row after another at a near and a far
  * distance, must give the reference's bits; row lengths cover one block, partial
- * chunks and 16-block groups, and rows just short of the row-order form's
- * limit and just past it. */
+ * chunks and 16-block groups, and rows just short of the row-order forms'
+ * limits and just past them; 1 to 11 tokens (Q8_0's row order in passes of
+ * up to 3; 12 and more take the tiled path). */
 static void test_row_forms_match_reference(void **state)
 {
     (void)state;
     const struct cit_row_prefetch cpu = *cit_row_prefetch();
     struct cit_row_prefetch forms[4] = {cpu, cpu, cpu, cpu};
     forms[0].row_order = 0;
+    forms[0].row_order_q8 = 0;
     forms[0].seq_row_bytes = 0;
     forms[1].row_order = 0;
+    forms[1].row_order_q8 = 0;
     forms[1].seq_row_bytes = 64;
     forms[2].row_order = 64;
+    forms[2].row_order_q8 = 64;
     forms[3].row_order = 8192;
-    /* Q4_0 rows on either side of the row-order form's limit (4096 bytes): 7264 / 7296 */
-    static const size_t ins[] = {32, 160, 544, 3872, 7264, 7296};
+    forms[3].row_order_q8 = 8192;
+    /* Q4_0 rows on either side of the row-order form's limit (4096 bytes): 7264 / 7296;
+     * Q8_0's (240 blocks): 7680 / 7712 */
+    static const size_t ins[] = {32, 160, 544, 3872, 7264, 7296, 7680, 7712};
     static const size_t outs[] = {1, 17, 37};
-    static const size_t toks[] = {1, 2, 3, 5};
+    static const size_t toks[] = {1, 2, 3, 4, 5, 11};
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
         use_form(&forms[f], 900 + (unsigned)f);
         for (size_t a = 0; a < sizeof ins / sizeof ins[0]; a++)
