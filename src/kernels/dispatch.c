@@ -101,10 +101,12 @@ static enum cit_isa detect(void)
  *   Q6_K reads faster this way than side by side (session 11: 32000x2048
  *   1.08x, 2048x2048 1.12x, 256x2048 1.24x at the low level).
  * - row_order_k_sb: on Zen 5 (family 0x1a, an EPYC VM, session 15) rows of
- *   up to 32 super-blocks are read one after another too: TinyLlama's
+ *   up to 96 super-blocks are read one after another too: TinyLlama's
  *   ffn_down (22) read 0.70-0.73 of a plain read side by side and 0.98-1.00
  *   in row order (Q4_K and Q6_K 2048x5632, 1.39x), Q4_K_M tg128 1.09x in 8
- *   of 8 alternating pairs. Zen 4 keeps 16 (rows of 22 read 2-8% slower so).
+ *   of 8 alternating pairs; the 7B models' 4096x11008 and 4096x14336 0.72-
+ *   0.74 against 0.98-1.02 (1.33-1.42x). Zen 4 keeps 16 (rows of 22 read
+ *   2-8% slower so).
  * - row_order_q8 8192 on Zen 5: Q8_0 rows one after another read 0.98-0.99
  *   of a plain read from memory against 0.84 side by side (2048x2048,
  *   2048x5632, 5632x2048: 1.17-1.18x; from cache 1.06-1.17x); Q8_0 tg128
@@ -143,7 +145,7 @@ static void build(void)
 {
     if (cpu_is_amd()) {
         const bool zen5 = cpu_family() >= 0x1a;
-        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 8192, zen5 ? 32 : 16, zen5 ? 8192 : 0};
+        row_prefetch = (struct cit_row_prefetch){768, 1024, 8, 2048, 8192, 8192, zen5 ? 96 : 16, zen5 ? 8192 : 0};
     }
     cpu_row_prefetch = row_prefetch;
     cit_kernels_ref(tables[CIT_ISA_SCALAR]);

@@ -150,10 +150,11 @@ struct cit_row_prefetch {
      * taken from L2 into L1 one run ahead (AMD: 8192; Intel unmeasured, so
      * 0). */
     uint32_t row_order_k;
-    /* ... for rows of at most this many super-blocks (at most 32; longer
+    /* ... for rows of at most this many super-blocks (at most 96; longer
      * rows are read side by side): 16 on Zen 4, where rows of 22 read 2-8%
-     * slower so inside a model; 32 on AMD's later families (Zen 5), where
-     * rows of 22 read 1.39x as fast so from memory, Q4_K_M tg128 1.09x. */
+     * slower so inside a model; 96 on AMD's later families (Zen 5), where
+     * rows of 22 read 1.39x as fast so from memory (Q4_K_M tg128 1.09x) and
+     * the 7B models' 43 and 56 1.33-1.42x. */
     uint32_t row_order_k_sb;
     /* The row-order decode for Q8_0 with VNNI (rows of at most 240 blocks),
      * bytes ahead as row_order; 0: side by side (Zen 4, where such a form

@@ -852,7 +852,9 @@ static KX_ALWAYS_INLINE void zblock_q6(const uint8_t *w0, size_t row_bytes, size
  * reduced together (lane = item), their float steps done with lanes =
  * items, and the 16 * nsb products summed per row in super-block order, as
  * the reference adds them. */
-#define KX_RS_MAXSB 32 /* super-blocks per row at most (the tables hold two vectors of them) */
+#define KX_RS_MAXSB 96 /* super-blocks per row at most (n_in 24576): the tables hold 6 vectors of them */
+#define KX_RS_NV (KX_RS_MAXSB / 16)
+static_assert(KX_RS_NV % 2 == 0, "kx_rs_pick takes the tables' vectors in pairs");
 
 /* Bytes ahead in the row-order stream, 0 where it is not used
  * (cit_row_prefetch); -DKX_RS_AHEAD fixes it. */
@@ -873,16 +875,29 @@ static KX_ALWAYS_INLINE size_t kx_rs_max_sb(void)
     return sb < KX_RS_MAXSB ? sb : KX_RS_MAXSB;
 }
 
-/* One token's per-super-block values; yd and bp are tables for vpermps /
- * vpermd (lane s: super-block s). */
+/* One token's per-super-block values; yd and bp are tables for kx_rs_pick
+ * (vector v, lane L: super-block 16v + L). */
 struct kx_rs_tok {
-    __m512 yd, yd_hi;   /* the token's Q8_K d (super-blocks 0-15, 16-31) */
-    __m512i bp[4], bp_hi[4]; /* (16-31 in bp_hi) Q4_K / Q5_K: bsums pair sums as int16 pairs, against the mins' even / odd bytes
-                         * (pairs 0, 2 | 1, 3 | 4, 6 | 5, 7); Q6_K: unused */
+    __m512i yd[KX_RS_NV];     /* the token's Q8_K d (float bits) */
+    __m512i bp[4][KX_RS_NV];  /* Q4_K / Q5_K: bsums pair sums as int16 pairs, against the mins' even / odd bytes
+                               * (pairs 0, 2 | 1, 3 | 4, 6 | 5, 7); Q6_K: unused */
+    size_t nv;                /* vectors in use, even: 2 * ceil(nsb / 32) */
     const uint8_t *act; /* the token's Q8_K row */
     /* Q4_K / Q5_K: each super-block's codes in zrow_affine_vnni's order (yv) */
     _Alignas(64) uint8_t yq[KX_RS_MAXSB][CIT_QK_K];
 };
+
+/* Lane L: entry idx[L] of the table t (nv vectors of 16, nv even), each
+ * pair of vectors one two-source permute, the pairs past the first blended
+ * in where idx reaches them. */
+static KX_ALWAYS_INLINE __m512i kx_rs_pick(const __m512i *t, size_t nv, __m512i idx)
+{
+    __m512i r = _mm512_permutex2var_epi32(t[0], idx, t[1]);
+    for (size_t v = 2; v < nv; v += 2)
+        r = _mm512_mask_blend_epi32(_mm512_cmpge_epu32_mask(idx, _mm512_set1_epi32((int)(16 * v))), r,
+                                    _mm512_permutex2var_epi32(t[v], idx, t[v + 1]));
+    return r;
+}
 
 /* Which super-block each item is, the same for every token and block. */
 struct kx_rs_map {
@@ -928,10 +943,12 @@ static KX_ALWAYS_INLINE void kx_rs_tok_init(enum kx_kind kind, struct kx_rs_tok 
                 memcpy(tk->yq[s] + 128 * k + 64 * h + 32, ys + 4 + 128 * k + 64 + 32 * h, 32);
             }
     }
-    tk->yd = _mm512_load_ps(yd);
-    tk->yd_hi = _mm512_load_ps(yd + 16);
-    for (int i = 0; i < 4; i++)
-        tk->bp[i] = _mm512_load_si512((const void *)bp[i]), tk->bp_hi[i] = _mm512_load_si512((const void *)(bp[i] + 16));
+    tk->nv = (nsb + 31) / 32 * 2;
+    for (size_t v = 0; v < tk->nv; v++) {
+        tk->yd[v] = _mm512_load_si512((const void *)(yd + 16 * v));
+        for (int i = 0; i < 4; i++)
+            tk->bp[i][v] = _mm512_load_si512((const void *)(bp[i] + 16 * v));
+    }
     tk->act = act;
 }
 
@@ -1007,7 +1024,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
         }
         __m512i sumi = zreduce16(acc);
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_load_si512((const void *)dd)));
-        __m512 yd = _mm512_permutex2var_ps(tk->yd, mp->gidx[g], tk->yd_hi);
+        __m512 yd = _mm512_castsi512_ps(kx_rs_pick(tk->yd, tk->nv, mp->gidx[g]));
         _mm512_store_ps(prod + 16 * g, _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi)));
     }
     kx_rs_sums(prod, nsb, out);
@@ -1031,8 +1048,8 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
         uint64_t scl[16] __attribute__((aligned(64)));
         kx_affine_headers(b, bb, &dd, scl, &m_lo, &m_hi);
         const __m512i ix = mp->gidx[g];
-        const __m512i pv[4] = {_mm512_permutex2var_epi32(tk->bp[0], ix, tk->bp_hi[0]), _mm512_permutex2var_epi32(tk->bp[1], ix, tk->bp_hi[1]),
-                               _mm512_permutex2var_epi32(tk->bp[2], ix, tk->bp_hi[2]), _mm512_permutex2var_epi32(tk->bp[3], ix, tk->bp_hi[3])};
+        const __m512i pv[4] = {kx_rs_pick(tk->bp[0], tk->nv, ix), kx_rs_pick(tk->bp[1], tk->nv, ix),
+                               kx_rs_pick(tk->bp[2], tk->nv, ix), kx_rs_pick(tk->bp[3], tk->nv, ix)};
         __m512i summ = kx_summ_pairs(m_lo, m_hi, pv);
         __m512i acc[16];
 #pragma GCC unroll 16
@@ -1048,7 +1065,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
         __m512i sumi = zreduce16(acc);
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
         __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
-        __m512 yd = _mm512_permutex2var_ps(tk->yd, ix, tk->yd_hi);
+        __m512 yd = _mm512_castsi512_ps(kx_rs_pick(tk->yd, tk->nv, ix));
         __m512 t1 = _mm512_mul_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(sumi));
         __m512 t2 = _mm512_mul_ps(_mm512_mul_ps(dmin, yd), _mm512_cvtepi32_ps(summ));
         _mm512_store_ps(prod + 16 * g, zrow_order(_mm512_sub_ps(t1, t2)));
