@@ -156,10 +156,13 @@ struct cit_row_prefetch {
      * rows of 22 read 1.39x as fast so from memory (Q4_K_M tg128 1.09x) and
      * the 7B models' 43 and 56 1.33-1.42x. */
     uint32_t row_order_k_sb;
-    /* The row-order decode for Q8_0 with VNNI (rows of at most 240 blocks),
-     * bytes ahead as row_order; 0: side by side (Zen 4, where such a form
-     * read 0.94-1.04x by shape). */
+    /* The row-order decode for Q8_0 with VNNI, bytes ahead as row_order;
+     * 0: side by side (Zen 4, where such a form read 0.94-1.04x by shape). */
     uint32_t row_order_q8;
+    /* The longest Q4_0 / Q8_0 rows, in blocks, that the row-order decode
+     * takes (at most 640): 227 (Q4_0 rows under 4096 bytes) but on Zen 5,
+     * where rows of up to 640 read 1.02-1.12x as fast so. */
+    uint32_t row_order_blocks;
 };
 const struct cit_row_prefetch *cit_row_prefetch(void);
 

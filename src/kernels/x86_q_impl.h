@@ -25,9 +25,9 @@
  * rows of xq_seq_row_bytes or more take the whole next block in file order
  * instead (set per CPU).
  *
- * row order (Q4_0 with VNNI, n_tokens < XQ_IL_MIN, rows shorter than
- * XQ_RS_ROW_MAX, where cit_row_prefetch asks for it): the decode's work with
- * each row read whole before the next: see xq_decode_rs.
+ * row order (Q4_0 and Q8_0 with VNNI, Q4_0 below XQ_IL_MIN tokens, rows of
+ * at most xq_rs_max_blocks(), where cit_row_prefetch asks for it): the
+ * decode's work with each row read whole before the next: see xq_decode_rs.
  *
  * few tokens (Q4_0 with VNNI, XQ_IL_MIN <= n_tokens < XQ_SMALL_IL), lanes =
  * 16 weight rows with the rows transposed in registers, so nothing is
@@ -379,15 +379,20 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
 }
 
 #if XQ_VNNI
-/* Q4_0 rows the row-order decode takes: shorter than XQ_RS_ROW_MAX bytes
- * (n_in < 7282). Paired on Zen 4 from memory against the 16 streams:
- * Q4_0 rows of 1152 and 3168 bytes read 0.985-1.09x as fast by shape.
- * Q8_0 stays with the streams: its rows of 2176 bytes read 0.96-1.04x by
- * shape and level, about 2 points of bandwidth less in whole-model pairs,
- * and its 5984-byte rows 0.94-0.97x at any distance from 4 to 96 KiB. */
-#define XQ_RS_ROW_MAX 4096
-#define XQ_RS_MAXQ 15 /* 16-block groups in such a row, at most */
-static_assert((XQ_RS_ROW_MAX / 18 + 15) / 16 <= XQ_RS_MAXQ, "the row-order scratch holds a whole row");
+/* The rows the row-order decode takes, in blocks: the CPU's
+ * (cit_row_prefetch()->row_order_blocks), at most what the scratch holds,
+ * XQ_RS_MAXQ groups of 16 (n_in 20480). Paired on Zen 4 from memory
+ * against the 16 streams: Q4_0 rows of 1152 and 3168 bytes read
+ * 0.985-1.09x as fast by shape, so rows under 4096 bytes (227 blocks);
+ * Q8_0 stayed with the streams there (rows of 2176 bytes 0.96-1.04x,
+ * 5984 bytes 0.94-0.97x). On Zen 5 both take rows of up to 640 blocks
+ * (Q4_0 4096x11008 1.06x, Q8_0 1.12x from memory at the high level). */
+#define XQ_RS_MAXQ 40
+XQ_INLINE size_t xq_rs_max_blocks(void)
+{
+    const size_t b = cit_row_prefetch()->row_order_blocks;
+    return b < 16 * XQ_RS_MAXQ ? b : 16 * XQ_RS_MAXQ;
+}
 
 /* Q4_0 (q4) or Q8_0 rows [r0, min(r0 + 16, r1)) for tokens tok0 .. tok0 +
  * NT - 1, each row read whole before the next: the block's bytes in file order, one
@@ -409,7 +414,7 @@ XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     /* block 4c + j of a reduced group sits at dword 4j + c */
     const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    _Alignas(64) float prod[XQ_DEC_T][XQ_RS_MAXQ][16][16]; /* [token][group][row][block of the group] */
+    _Alignas(64) float prod[XQ_DEC_T][XQ_RS_MAXQ][16][16]; /* [token][group][row][block of the group]: 120 KiB */
     const int8_t *codes[XQ_DEC_T];
     const float *da[XQ_DEC_T];
     const int32_t *asum[XQ_DEC_T];
@@ -1019,10 +1024,9 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
     }
 #endif
 #if XQ_VNNI
-    /* On CPUs where it was measured (cit_row_prefetch): each row whole before the next, Q4_0
-     * rows under XQ_RS_ROW_MAX bytes, Q8_0 rows the scratch holds */
+    /* On CPUs where it was measured (cit_row_prefetch): each row whole before the next */
     const size_t rs_ahead = q4 ? xq_rs_ahead() : xq_rs_ahead_q8();
-    if (rs_ahead && (q4 ? row_bytes < XQ_RS_ROW_MAX : n_in / CIT_QK <= 16 * XQ_RS_MAXQ)) {
+    if (rs_ahead && n_in / CIT_QK <= xq_rs_max_blocks()) {
         /* n_tokens < XQ_IL_MIN for Q4_0 (one pass); Q8_0 in passes of at most 3 */
         for (size_t rb = r0; rb < r1; rb += 16)
             for (size_t t0 = 0, n; t0 < n_tokens; t0 += n) {

@@ -495,6 +495,7 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_int_equal(t->row_order, amd && CIT_X86_KERNELS ? 8192 : 0);
     assert_int_equal(t->row_order_k, amd && CIT_X86_KERNELS ? 8192 : 0);
     assert_true(t->row_order_q8 == 0 || (amd && CIT_X86_KERNELS && t->row_order_q8 == 8192));
+    assert_true(t->row_order_blocks == 227 || (amd && CIT_X86_KERNELS && t->row_order_blocks == 640));
     assert_true(t->row_order_k_sb == 16 || (amd && CIT_X86_KERNELS && t->row_order_k_sb == 96));
 }
 
@@ -534,11 +535,13 @@ static void test_row_forms_match_reference(void **state)
     forms[1].seq_row_bytes = 64;
     forms[2].row_order = 64;
     forms[2].row_order_q8 = 64;
+    forms[2].row_order_blocks = 227;
     forms[3].row_order = 8192;
     forms[3].row_order_q8 = 8192;
-    /* Q4_0 rows on either side of the row-order form's limit (4096 bytes): 7264 / 7296;
-     * Q8_0's (240 blocks): 7680 / 7712 */
-    static const size_t ins[] = {32, 160, 544, 3872, 7264, 7296, 7680, 7712};
+    forms[3].row_order_blocks = 1000; /* past the scratch: rows over 640 blocks side by side */
+    /* rows on either side of the row-order limits: 227 / 228 blocks (7264 / 7296), 640 / 641
+     * (20480 / 20512) */
+    static const size_t ins[] = {32, 160, 544, 3872, 7264, 7296, 20480, 20512};
     static const size_t outs[] = {1, 17, 37};
     static const size_t toks[] = {1, 2, 3, 4, 5, 11};
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
