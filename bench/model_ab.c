@@ -13,8 +13,10 @@
  *   /tmp/model_ab MODEL.gguf ROUNDS [STEPS] [WHICH]
  *
  * Setting A is the CPU's own with the fields named by the environment
- * variables A_ROW_ORDER / A_ROW_ORDER_K replaced, B likewise with B_...
- * (bytes ahead; 0 turns that row-order form off). STEPS decode steps per
+ * variables A_ROW_ORDER, A_ROW_ORDER_K, A_ROW_ORDER_Q8, A_ROW_ORDER_K_SB and
+ * A_ROW_ORDER_BLOCKS replaced, B likewise with B_...
+ * (bytes ahead, 0 turning that row-order form off; for _K_SB and _BLOCKS the
+ * longest rows the forms take). STEPS decode steps per
  * setting and round (default 16); WHICH (default 0) runs all the matmuls, or
  * only 1: gate/up, 2: ffn_gate alone, 3: output, 4: Q/K/V, 5: attn_output,
  * 6: ffn_down. Prints per round each setting's GB/s of weight bytes and B/A;
@@ -41,13 +43,15 @@ static size_t bytes_of(const struct cit_matrix *m)
     return (size_t)m->n_out * m->row_bytes;
 }
 
-/* The fields of *p named by the environment variables PREFIX_ROW_ORDER
- * and PREFIX_ROW_ORDER_K that are set. */
+/* The fields of *p named by the environment variables PREFIX_ROW_ORDER,
+ * PREFIX_ROW_ORDER_K and the rest above that are set. */
 static void setting(struct cit_row_prefetch *p, const char *prefix)
 {
-    static const char *const names[2] = {"ROW_ORDER", "ROW_ORDER_K"};
-    uint32_t *fields[2] = {&p->row_order, &p->row_order_k};
-    for (int i = 0; i < 2; i++) {
+    static const char *const names[5] = {"ROW_ORDER", "ROW_ORDER_K", "ROW_ORDER_Q8", "ROW_ORDER_K_SB",
+                                         "ROW_ORDER_BLOCKS"};
+    uint32_t *fields[5] = {&p->row_order, &p->row_order_k, &p->row_order_q8, &p->row_order_k_sb,
+                           &p->row_order_blocks};
+    for (int i = 0; i < 5; i++) {
         char var[32];
         snprintf(var, sizeof var, "%s_%s", prefix, names[i]);
         if (getenv(var))
@@ -185,8 +189,11 @@ int main(int argc, char **argv)
     struct cit_row_prefetch set[2] = {cpu, cpu};
     setting(&set[0], "A");
     setting(&set[1], "B");
-    printf("A: row_order %u, row_order_k %u; B: row_order %u, row_order_k %u; %.1f MB per step\n", set[0].row_order,
-           set[0].row_order_k, set[1].row_order, set[1].row_order_k, bytes / steps / 1e6);
+    for (int i = 0; i < 2; i++)
+        printf("%c: row_order %u, row_order_q8 %u, row_order_blocks %u, row_order_k %u, row_order_k_sb %u\n", 'A' + i,
+               set[i].row_order, set[i].row_order_q8, set[i].row_order_blocks, set[i].row_order_k,
+               set[i].row_order_k_sb);
+    printf("%.1f MB per step\n", bytes / steps / 1e6);
     struct cit_bw_probe *probe = NULL;
     if (getenv("MAB_PROBE") && cit_bw_probe_new(2, (uint64_t)256 << 20, &probe, err, sizeof err) != CIT_OK) {
         fprintf(stderr, "model_ab: %s\n", err);
