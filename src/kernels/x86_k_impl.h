@@ -961,16 +961,28 @@ static KX_ALWAYS_INLINE void kx_rs_prefetch(const uint8_t *p, size_t n, size_t a
 }
 
 /* The prefetches of a run of 16 items starting at b (n bytes): the stream's
- * lines `ahead` bytes on into L2, and the next run from L2 into L1 while
- * this one computes (past the matrix: harmless). On Zen 4, paired from
- * memory: the L1 step against none Q4_K 1.05-1.08x, Q5_K 1.17x (32 KiB
- * ahead; two runs ahead the same as one); at 8 KiB ahead Q6_K 1.025x
- * (quartiles 0.99-1.04; docs/benchmarks.md, sessions 10 and 11). */
+ * lines `ahead` bytes on into L2 here, and (kx_rs_item_l1) the next run
+ * from L2 into L1 while this one computes (past the matrix: harmless). On
+ * Zen 4, paired from memory: the L1 step against none Q4_K 1.05-1.08x, Q5_K
+ * 1.17x (32 KiB ahead; two runs ahead the same as one); at 8 KiB ahead Q6_K
+ * 1.025x (quartiles 0.99-1.04; docs/benchmarks.md, sessions 10 and 11). */
 static KX_ALWAYS_INLINE void kx_rs_run_prefetch(const uint8_t *b, size_t n, size_t ahead)
 {
     kx_rs_prefetch(b, n, ahead);
-    for (size_t o = 0; o < n; o += 64)
-        _mm_prefetch((const char *)b + n + o, _MM_HINT_T0);
+}
+
+/* Item i's share (i < 16) of the L1 step: lines i * nl / 16 .. of the next
+ * run's nl, so the step's prefetches go out among the items' arithmetic
+ * with constant offsets, not in one loop ahead of it. The same lines as
+ * that loop; on Zen 5 (session 15) from cache Q4_K 1.10x, Q6_K 1.24x, and
+ * from memory 1.03-1.07x at the high bandwidth level (6 of 6 shapes and
+ * runs), 0.99-1.01x at the low one. */
+static KX_ALWAYS_INLINE void kx_rs_item_l1(const uint8_t *b, size_t n, int i)
+{
+    const size_t nl = (n + 63) / 64;
+#pragma GCC unroll 8
+    for (size_t l = (size_t)i * nl / 16; l < ((size_t)i + 1) * nl / 16; l++)
+        _mm_prefetch((const char *)b + n + 64 * l, _MM_HINT_T0);
 }
 
 /* out[r] = the sum over s < nsb (<= 16), in order, of prod[r * nsb + s]
@@ -1011,6 +1023,8 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
         __m512i acc[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
+            if (ahead)
+                kx_rs_item_l1(b, 16 * bb, i);
             const uint8_t *blk = b + (size_t)i * bb;
             const uint8_t *ys = tk->act + (size_t)mp->sk[16 * g + (size_t)i] * SB_ACT;
             __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)));
@@ -1054,6 +1068,8 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
         __m512i acc[16];
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++) {
+            if (ahead)
+                kx_rs_item_l1(b, 16 * bb, r);
             const int i = zrow_of(r); /* lane r */
             const uint8_t *yq = tk->yq[mp->sk[16 * g + (size_t)i]];
             __m512i yv[4];
