@@ -960,29 +960,39 @@ static KX_ALWAYS_INLINE void kx_rs_prefetch(const uint8_t *p, size_t n, size_t a
         _mm_prefetch((const char *)x, KX_PF_HINT);
 }
 
-/* The prefetches of a run of 16 items starting at b (n bytes): the stream's
- * lines `ahead` bytes on into L2 here, and (kx_rs_item_l1) the next run
- * from L2 into L1 while this one computes (past the matrix: harmless). On
- * Zen 4, paired from memory: the L1 step against none Q4_K 1.05-1.08x, Q5_K
- * 1.17x (32 KiB ahead; two runs ahead the same as one); at 8 KiB ahead Q6_K
- * 1.025x (quartiles 0.99-1.04; docs/benchmarks.md, sessions 10 and 11). */
-static KX_ALWAYS_INLINE void kx_rs_run_prefetch(const uint8_t *b, size_t n, size_t ahead)
-{
-    kx_rs_prefetch(b, n, ahead);
-}
-
-/* Item i's share (i < 16) of the L1 step: lines i * nl / 16 .. of the next
- * run's nl, so the step's prefetches go out among the items' arithmetic
- * with constant offsets, not in one loop ahead of it. The same lines as
- * that loop; on Zen 5 (session 15) from cache Q4_K 1.10x, Q6_K 1.24x, and
- * from memory 1.03-1.07x at the high bandwidth level (6 of 6 shapes and
- * runs), 0.99-1.01x at the low one. */
+/* The L1 step of a run of 16 items starting at b (n bytes): the next run
+ * taken from L2 (where the stream's prefetch `ahead` bytes on put it) into
+ * L1 while this one computes (past the matrix: harmless). On Zen 4, paired
+ * from memory: the step against none Q4_K 1.05-1.08x, Q5_K 1.17x (32 KiB
+ * ahead; two runs ahead the same as one); at 8 KiB ahead Q6_K 1.025x
+ * (quartiles 0.99-1.04; docs/benchmarks.md, sessions 10 and 11). Item i (<
+ * 16) issues lines i * nl / 16 .. of the next run's nl, so the prefetches go
+ * out among the items' arithmetic with constant offsets, not in one loop
+ * ahead of it: on Zen 5 (session 15) from cache Q4_K 1.10x, Q6_K 1.24x, from
+ * memory 1.03-1.07x at the high bandwidth level (6 of 6 shapes and runs),
+ * 0.99-1.01x at the low one. */
 static KX_ALWAYS_INLINE void kx_rs_item_l1(const uint8_t *b, size_t n, int i)
 {
     const size_t nl = (n + 63) / 64;
 #pragma GCC unroll 8
     for (size_t l = (size_t)i * nl / 16; l < ((size_t)i + 1) * nl / 16; l++)
         _mm_prefetch((const char *)b + n + 64 * l, _MM_HINT_T0);
+}
+
+/* Q6_K's stream prefetch, spread the same way: item i's share of the
+ * lines that start in [b + ahead, b + ahead + n), in place of
+ * kx_rs_prefetch's loop. On Zen 5 (session 15) from memory at the low
+ * level Q6_K 2048x2048 1.049-1.085 and 32000x2048 1.068-1.077 against the
+ * loop; Q4_K lost so (0.88-0.93), so the affine types keep the loop. */
+static KX_ALWAYS_INLINE void kx_rs_item_l2(const uint8_t *b, size_t n, size_t ahead, int i)
+{
+    const size_t nl = n / 64; /* lines that start in the span: nl or nl + 1 */
+    const char *x0 = (const char *)(((uintptr_t)b + ahead + 63) & ~(uintptr_t)63);
+#pragma GCC unroll 8
+    for (size_t l = (size_t)i * nl / 16; l < ((size_t)i + 1) * nl / 16; l++)
+        _mm_prefetch(x0 + 64 * l, KX_PF_HINT);
+    if (i == 15 && x0 + 64 * nl < (const char *)b + ahead + n)
+        _mm_prefetch(x0 + 64 * nl, KX_PF_HINT);
 }
 
 /* out[r] = the sum over s < nsb (<= 16), in order, of prod[r * nsb + s]
@@ -1018,13 +1028,13 @@ static KX_ALWAYS_INLINE void kx_rs_block_q6(const uint8_t *w0, size_t nsb, size_
     _Alignas(64) uint32_t dd[16];
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
-        if (ahead)
-            kx_rs_run_prefetch(b, 16 * bb, ahead);
         __m512i acc[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
-            if (ahead)
+            if (ahead) {
+                kx_rs_item_l2(b, 16 * bb, ahead, i);
                 kx_rs_item_l1(b, 16 * bb, i);
+            }
             const uint8_t *blk = b + (size_t)i * bb;
             const uint8_t *ys = tk->act + (size_t)mp->sk[16 * g + (size_t)i] * SB_ACT;
             __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)));
@@ -1057,7 +1067,7 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
         if (ahead)
-            kx_rs_run_prefetch(b, 16 * bb, ahead);
+            kx_rs_prefetch(b, 16 * bb, ahead);
         __m512i dd, m_lo, m_hi;
         uint64_t scl[16] __attribute__((aligned(64)));
         kx_affine_headers(b, bb, &dd, scl, &m_lo, &m_hi);
