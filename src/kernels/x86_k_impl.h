@@ -974,9 +974,10 @@ static KX_ALWAYS_INLINE void kx_rs_prefetch(const uint8_t *p, size_t n, size_t a
 static KX_ALWAYS_INLINE void kx_rs_item_l1(const uint8_t *b, size_t n, int i)
 {
     const size_t nl = (n + 63) / 64;
+    const uintptr_t next = (uintptr_t)b + n;
 #pragma GCC unroll 8
     for (size_t l = (size_t)i * nl / 16; l < ((size_t)i + 1) * nl / 16; l++)
-        _mm_prefetch((const char *)b + n + 64 * l, _MM_HINT_T0);
+        _mm_prefetch((const char *)(next + 64 * l), _MM_HINT_T0);
 }
 
 /* Q6_K's stream prefetch, spread the same way: item i's share of the
@@ -987,17 +988,17 @@ static KX_ALWAYS_INLINE void kx_rs_item_l1(const uint8_t *b, size_t n, int i)
 static KX_ALWAYS_INLINE void kx_rs_item_l2(const uint8_t *b, size_t n, size_t ahead, int i)
 {
     const size_t nl = n / 64; /* lines that start in the span: nl or nl + 1 */
-    const char *x0 = (const char *)(((uintptr_t)b + ahead + 63) & ~(uintptr_t)63);
+    const uintptr_t st = (uintptr_t)b + ahead, x0 = (st + 63) & ~(uintptr_t)63;
 #pragma GCC unroll 8
     for (size_t l = (size_t)i * nl / 16; l < ((size_t)i + 1) * nl / 16; l++)
-        _mm_prefetch(x0 + 64 * l, KX_PF_HINT);
-    if (i == 15 && x0 + 64 * nl < (const char *)b + ahead + n)
-        _mm_prefetch(x0 + 64 * nl, KX_PF_HINT);
+        _mm_prefetch((const char *)(x0 + 64 * l), KX_PF_HINT);
+    if (i == 15 && x0 + 64 * nl < st + n)
+        _mm_prefetch((const char *)(x0 + 64 * nl), KX_PF_HINT);
 }
 
-/* out[r] = the sum over s < nsb (<= 16), in order, of prod[r * nsb + s]
- * (r < 16): a 16x16 transpose (a gather per s cost a fifth of the decode
- * on Zen 4). */
+/* out[r] = the sum over s < nsb, in order, of prod[r * nsb + s] (r < 16):
+ * a 16x16 transpose per 16 columns (a gather per s cost a fifth of the
+ * decode on Zen 4). */
 static KX_ALWAYS_INLINE void kx_rs_sums(const float *prod, size_t nsb, float *out)
 {
     __m512 sum = _mm512_setzero_ps();
