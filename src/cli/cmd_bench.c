@@ -8,7 +8,6 @@
  * when it is a terminal. */
 #include <getopt.h>
 #include <jansson.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -301,13 +300,6 @@ static const char *model_label(const char *path)
         n -= 5;
     snprintf(buf, sizeof buf, "%.*s", (int)(n < 255 ? n : 255), s);
     return buf;
-}
-
-/* Size of the last-level cache in bytes, or <= 0 when unknown. */
-static long llc_bytes(void)
-{
-    uint64_t b = cit_cpu_llc_bytes();
-    return b > (uint64_t)LONG_MAX ? LONG_MAX : (long)b;
 }
 
 static const char *type_name(uint32_t t)
@@ -685,13 +677,13 @@ static void print_md(const struct bench_state *s, const char *cpu)
                    "on this tier\n",
                    p->n_threads, p->n_threads == 1 ? "" : "s", p->r.tile_gops, p->r.tile_insn);
     }
-    long llc = llc_bytes();
+    const uint64_t llc = cit_cpu_llc_bytes(); /* 0: unknown */
     for (int i = 0; i < s->n_probes; i++)
-        if (s->probes[i].ok && llc > 0 && s->probes[i].r.read_bytes < 2 * (uint64_t)llc) {
+        if (s->probes[i].ok && llc > 0 && s->probes[i].r.read_bytes < 2 * llc) {
             char b1[32], b2[32];
             printf("  note: the %s bandwidth buffer is not twice the %s last-level cache, so part of it is read "
                    "from cache: raise --probe-mib\n",
-                   fmt_bytes(s->probes[i].r.read_bytes, b1, sizeof b1), fmt_bytes((uint64_t)llc, b2, sizeof b2));
+                   fmt_bytes(s->probes[i].r.read_bytes, b1, sizeof b1), fmt_bytes(llc, b2, sizeof b2));
             break;
         }
     if (o->no_probe)
@@ -742,10 +734,10 @@ static void print_md(const struct bench_state *s, const char *cpu)
                        "in 2 MiB pages where the kernel can (docs/engine.md, \"Huge pages\")\n",
                        (1 - share) * 100, o->models[mi]);
         }
-        if (llc > 0 && rl->weight_bytes_per_token < (uint64_t)llc)
+        if (llc > 0 && rl->weight_bytes_per_token < llc)
             printf("  note: that fits in the %s last-level cache, so generation reads it from cache, not memory: "
                    "its %% of the memory-bandwidth limit understates the ceiling and can pass 100%%\n",
-                   fmt_bytes((uint64_t)llc, b3, sizeof b3));
+                   fmt_bytes(llc, b3, sizeof b3));
     }
     bool header = false;
     for (int i = 0; i < s->n_rows; i++) {
@@ -792,11 +784,11 @@ static int print_json(const struct bench_state *s, const char *cpu)
 {
     const struct bench_opts *o = s->o;
     json_t *root = json_object(), *probes = json_array(), *models = json_array(), *rows = json_array();
-    long llc = llc_bytes();
+    const uint64_t llc = cit_cpu_llc_bytes(); /* 0: unknown */
     json_t *machine = json_pack("{s:s, s:i, s:i, s:s, s:s, s:I}", "cpu", cpu, "logical_cpus",
                                 (int)sysconf(_SC_NPROCESSORS_ONLN), "physical_cores", (int)cit_cpu_physical_cores(),
                                 "isa", cit_isa_name(cit_isa_active()), "isa_detected",
-                                cit_isa_name(cit_isa_detected()), "llc_bytes", (json_int_t)(llc > 0 ? llc : 0));
+                                cit_isa_name(cit_isa_detected()), "llc_bytes", (json_int_t)llc);
     if (!root || !probes || !models || !rows || !machine)
         goto oom;
     for (int i = 0; i < s->n_probes; i++)
@@ -817,7 +809,7 @@ static int print_json(const struct bench_state *s, const char *cpu)
             (json_int_t)me->rl.weight_bytes_per_token, "kv_bytes_per_pos", (json_int_t)me->rl.kv_bytes_per_pos,
             "layer_matrix_params", (json_int_t)me->rl.layer_matrix_params, "output_params",
             (json_int_t)me->rl.output_params, "quantized", me->rl.quantized, "fits_in_llc",
-            llc > 0 && me->rl.weight_bytes_per_token < (uint64_t)llc);
+            llc > 0 && me->rl.weight_bytes_per_token < llc);
         if (!jm)
             goto oom;
         json_object_set_new(jm, "mapped_resident_bytes",

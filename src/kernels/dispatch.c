@@ -248,6 +248,19 @@ const struct cit_kernel *cit_kernel_get(uint32_t type)
     return cit_kernel_for_isa(type, cit_isa_active());
 }
 
+/* One line of a sysfs file, newline dropped; false when unreadable. */
+static bool read_line(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(buf, (int)len, f) != NULL;
+    fclose(f);
+    if (ok)
+        buf[strcspn(buf, "\n")] = '\0';
+    return ok;
+}
+
 /* Distinct (package, core) pairs under /sys; the online count where that
  * is unreadable. */
 static unsigned physical_cores;
@@ -259,21 +272,19 @@ static void count_cores(void)
     unsigned long long *seen = calloc(MAX_CPUS, sizeof *seen);
     unsigned n = 0;
     for (unsigned cpu = 0; seen && cpu < MAX_CPUS; cpu++) {
-        char path[128];
+        char path[128], line[32], *end;
         long core = -1, pkg = -1;
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/core_id", cpu);
-        FILE *f = fopen(path, "r");
-        if (!f)
+        if (!read_line(path, line, sizeof line))
             break;
-        if (fscanf(f, "%ld", &core) != 1)
+        core = strtol(line, &end, 10);
+        if (end == line)
             core = -1;
-        fclose(f);
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/physical_package_id", cpu);
-        f = fopen(path, "r");
-        if (f) {
-            if (fscanf(f, "%ld", &pkg) != 1)
+        if (read_line(path, line, sizeof line)) {
+            pkg = strtol(line, &end, 10);
+            if (end == line)
                 pkg = -1;
-            fclose(f);
         }
         if (core < 0)
             continue;
@@ -324,19 +335,6 @@ bool cit_parse_cache_size(const char *s, uint64_t *bytes)
         return false;
     *bytes = v << shift;
     return true;
-}
-
-/* One line of a sysfs file, newline dropped; false when unreadable. */
-static bool read_line(const char *path, char *buf, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool ok = fgets(buf, (int)len, f) != NULL;
-    fclose(f);
-    if (ok)
-        buf[strcspn(buf, "\n")] = '\0';
-    return ok;
 }
 
 /* The sum over distinct highest-level data or unified caches of the online
