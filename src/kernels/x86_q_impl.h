@@ -143,6 +143,22 @@ XQ_INLINE __m512i xq_load_q8(const unsigned char *wr, size_t b0, int n)
     return v;
 }
 
+/* qs of Q8_0 blocks b0 .. b0 + n - 1 (n <= 4) of a row as two pair vectors:
+ * v[0] blocks b0, b0 + 1; v[1] b0 + 2, b0 + 3 (zero past n). */
+XQ_INLINE void xq_load_q8_4(const unsigned char *wr, size_t b0, int n, __m512i v[2])
+{
+    v[0] = xq_load_q8(wr, b0, n < 2 ? n : 2);
+    v[1] = n > 2 ? xq_load_q8(wr, b0 + 2, n - 2) : _mm512_setzero_si512();
+}
+
+/* The 4 blocks' dots of a Q8_0 chunk from its two pair vectors (p0: blocks
+ * b0, b0 + 1 in 128-bit lanes 0-1, 2-3; p1: b0 + 2, b0 + 3): block b0 + j's
+ * partial sums in 128-bit lane j. */
+XQ_INLINE __m512i xq_q8_join(__m512i p0, __m512i p1)
+{
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(p0, p1, 0x88), _mm512_shuffle_i32x4(p0, p1, 0xdd));
+}
+
 /* Q4_0 blocks b0 .. b0 + n - 1 (n <= 4) of a row: the qs (block j in
  * 128-bit lane j), and in *raw the row's first 64 bytes from b0, whose words
  * 0, 9, 18, 27 are the 4 half scales (zero past n: see xq_q4_scales4).
@@ -324,15 +340,15 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
 #endif
                         }
                     } else {
-                        __m512i v0 = xq_load_q8(wr, b0, nblk < 2 ? nblk : 2);
-                        __m512i v1 = nblk > 2 ? xq_load_q8(wr, b0 + 2, nblk - 2) : _mm512_setzero_si512();
+                        __m512i v[2];
+                        xq_load_q8_4(wr, b0, nblk, v);
                         _mm_storel_epi64((__m128i *)(void *)&hrow[4 * g + k], xq_load_q8_d(wr, b0, nblk));
 #if XQ_VNNI
-                        __m512i u0 = _mm512_xor_si512(v0, _mm512_set1_epi8((char)0x80));
-                        __m512i u1 = _mm512_xor_si512(v1, _mm512_set1_epi8((char)0x80));
+                        __m512i u0 = _mm512_xor_si512(v[0], _mm512_set1_epi8((char)0x80));
+                        __m512i u1 = _mm512_xor_si512(v[1], _mm512_set1_epi8((char)0x80));
 #else
-                        __m512i u0 = _mm512_abs_epi8(v0), u1 = _mm512_abs_epi8(v1);
-                        __mmask64 n0 = _mm512_movepi8_mask(v0), n1 = _mm512_movepi8_mask(v1);
+                        __m512i u0 = _mm512_abs_epi8(v[0]), u1 = _mm512_abs_epi8(v[1]);
+                        __mmask64 n0 = _mm512_movepi8_mask(v[0]), n1 = _mm512_movepi8_mask(v[1]);
 #endif
 #pragma GCC unroll 4
                         for (int t = 0; t < NT; t++) {
@@ -342,10 +358,7 @@ XQ_INLINE void xq_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
                             a0 = _mm512_mask_sub_epi8(a0, n0, _mm512_setzero_si512(), a0);
                             a1 = _mm512_mask_sub_epi8(a1, n1, _mm512_setzero_si512(), a1);
 #endif
-                            __m512i p0 = xq_dot(cinit[t][0], u0, a0);
-                            __m512i p1 = xq_dot(cinit[t][1], u1, a1);
-                            part[t][k] = _mm512_add_epi32(_mm512_shuffle_i32x4(p0, p1, 0x88),
-                                                          _mm512_shuffle_i32x4(p0, p1, 0xdd));
+                            part[t][k] = xq_q8_join(xq_dot(cinit[t][0], u0, a0), xq_dot(cinit[t][1], u1, a1));
                         }
                     }
                 }
@@ -449,19 +462,17 @@ XQ_INLINE void xq_decode_rs(const void *w, size_t row_bytes, size_t n_in, size_t
                 if (!q4) {
                     /* blocks b0, b0 + 1 in p0's 128-bit lanes 0-1, 2-3 (b0 + 2, b0 + 3 in p1), their
                      * codes + 128 against the token's: lane j of the sum below is block b0 + j */
-                    const __m512i u0 = _mm512_xor_si512(xq_load_q8(wr, b0, nblk < 2 ? nblk : 2),
-                                                        _mm512_set1_epi8((char)0x80));
-                    const __m512i u1 = _mm512_xor_si512(
-                        nblk > 2 ? xq_load_q8(wr, b0 + 2, nblk - 2) : _mm512_setzero_si512(),
-                        _mm512_set1_epi8((char)0x80));
+                    __m512i v[2];
+                    xq_load_q8_4(wr, b0, nblk, v);
+                    const __m512i u0 = _mm512_xor_si512(v[0], _mm512_set1_epi8((char)0x80));
+                    const __m512i u1 = _mm512_xor_si512(v[1], _mm512_set1_epi8((char)0x80));
                     d8[c] = xq_load_q8_d(wr, b0, nblk);
 #pragma GCC unroll 4
                     for (int t = 0; t < NT; t++) {
                         const int8_t *a = codes[t] + b0 / 4 * 128;
-                        __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u0, _mm512_loadu_si512(a));
-                        __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u1, _mm512_loadu_si512(a + 64));
-                        part[t][c] = _mm512_add_epi32(_mm512_shuffle_i32x4(p0, p1, 0x88),
-                                                      _mm512_shuffle_i32x4(p0, p1, 0xdd));
+                        const __m512i z = _mm512_setzero_si512();
+                        part[t][c] = xq_q8_join(xq_dot(z, u0, _mm512_loadu_si512(a)),
+                                                xq_dot(z, u1, _mm512_loadu_si512(a + 64)));
                     }
                     continue;
                 }
@@ -1040,7 +1051,7 @@ XQ_INLINE void xq_gemm(const void *w, size_t row_bytes, size_t n_in, size_t r0, 
             }
         return;
     }
-    static_assert(XQ_IL_MIN == 4, "the row-order dispatch above takes 1 to 3 tokens");
+    static_assert(XQ_IL_MIN == 4, "Q4_0 reaches the row-order dispatch above with 1 to 3 tokens, one pass");
 #endif
     /* decode: each 16-row block once from memory, for up to XQ_DEC_T tokens at a time */
     /* The first block's row heads: nothing before this call asked for them, and each call
