@@ -474,20 +474,24 @@ static void test_row_prefetch_by_vendor(void **state)
         skip();
     char line[256];
     int amd = -1;
-    while (amd < 0 && fgets(line, sizeof line, f))
+    long family = -1;
+    while ((amd < 0 || family < 0) && fgets(line, sizeof line, f)) {
         if (!strncmp(line, "vendor_id", 9))
             amd = strstr(line, "AuthenticAMD") != NULL;
+        else if (!strncmp(line, "cpu family", 10) && strchr(line, ':'))
+            family = strtol(strchr(line, ':') + 1, NULL, 10);
+    }
     fclose(f);
     if (amd < 0)
         skip(); /* not an x86 /proc/cpuinfo */
+    /* AMD family 26 (0x1a, Zen 5) and later take the session-15 settings */
+    const bool zen5 = amd && CIT_X86_KERNELS && family >= 26;
     fprintf(stderr,
             "kernels: row prefetch Q4_0 %u, Q8_0 %u bytes, Q4_K / Q5_K %u super-blocks, next block in file order "
-            "from %u-byte rows, rows one after another %u (Q4_0) / %u (Q8_0) / %u (K-quants, rows up to %u super-blocks) "
-            "bytes ahead "
-            "(%s)\n",
-            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_q8, t->row_order_k,
-            t->row_order_k_sb,
-            amd ? "AMD" : "not AMD");
+            "from %u-byte rows, rows one after another %u (Q4_0) / %u (Q8_0; rows up to %u blocks) / %u (K-quants, "
+            "rows up to %u super-blocks) bytes ahead (%s, family %ld)\n",
+            t->q4_0, t->q8_0, t->k_affine, t->seq_row_bytes, t->row_order, t->row_order_q8, t->row_order_blocks,
+            t->row_order_k, t->row_order_k_sb, amd ? "AMD" : "not AMD", family);
     assert_int_equal(t->q4_0, amd && CIT_X86_KERNELS ? 768 : 256);
     assert_int_equal(t->q8_0, amd && CIT_X86_KERNELS ? 1024 : 512);
     assert_int_equal(t->k_affine, amd && CIT_X86_KERNELS ? 8 : 4);
@@ -497,6 +501,9 @@ static void test_row_prefetch_by_vendor(void **state)
     assert_true(t->row_order_q8 == 0 || (amd && CIT_X86_KERNELS && t->row_order_q8 == 8192));
     assert_true(t->row_order_blocks == 227 || (amd && CIT_X86_KERNELS && t->row_order_blocks == 640));
     assert_true(t->row_order_k_sb == 16 || (amd && CIT_X86_KERNELS && t->row_order_k_sb == 96));
+    assert_int_equal(t->row_order_q8, zen5 ? 8192 : 0);
+    assert_int_equal(t->row_order_blocks, zen5 ? 640 : 227);
+    assert_int_equal(t->row_order_k_sb, zen5 ? 96 : 16);
 }
 
 /* The row kernels' settings for the next checks: *form in place of the
