@@ -26,7 +26,10 @@
  * in: leave it out. MAB_PROBE=1 also runs citadel bench's bandwidth probe
  * (an anonymous 256 MiB buffer in 2 MiB pages, best of 3 passes) before
  * and after each round, and prints the plain read's and A's share of the
- * higher of the two: the limit `citadel bench` measures tg against. */
+ * higher of the two: the limit `citadel bench` measures tg against.
+ * MAB_PF=BYTES: the plain read also prefetches every line BYTES ahead into
+ * L2, as the row-order decodes do (8192 for theirs): what the loops and the
+ * mapping allow a kernel with no arithmetic. */
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -64,7 +67,7 @@ static void setting(struct cit_row_prefetch *p, const char *prefix)
  * zmm accumulators. */
 struct plain_job {
     const struct cit_matrix *const *w;
-    size_t n, start[4];
+    size_t n, start[4], ahead;
     uint64_t sink[64];
 };
 
@@ -78,8 +81,8 @@ static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
             e = j->start[i] + w->n_out;
         if (b < e) {
             const unsigned char *d = w->data;
-            j->sink[(tid * 8) % 64] ^=
-                plain_read(d + (b - j->start[i]) * w->row_bytes, d + (e - j->start[i]) * w->row_bytes);
+            const unsigned char *p = d + (b - j->start[i]) * w->row_bytes, *q = d + (e - j->start[i]) * w->row_bytes;
+            j->sink[(tid * 8) % 64] ^= plain_read_ahead(p, q, j->ahead);
         }
     }
 }
@@ -91,7 +94,8 @@ struct run {
     float *y[3];
     void *act;
     int which;
-    bool plain; /* read the weights plainly in place of the matmuls */
+    bool plain;   /* read the weights plainly in place of the matmuls */
+    size_t ahead; /* MAB_PF: the plain read prefetches each line this many bytes ahead (L2) */
 };
 
 /* One loop of n matrices sharing an input, if `which` asks for it. */
@@ -100,7 +104,7 @@ static void loop(const struct run *r, int id, const struct cit_matrix *const *w,
     if (r->which != id && (r->which || id == 2)) /* 0: all but ffn_gate alone */
         return;
     if (r->plain) {
-        struct plain_job j = {.w = w, .n = n};
+        struct plain_job j = {.w = w, .n = n, .ahead = r->ahead};
         for (size_t i = 0; i < n; i++)
             j.start[i + 1] = j.start[i] + ((size_t)w[i]->n_out + 15) / 16 * 16;
         cit_threadpool_for(r->pool, j.start[n], 16, plain_fn, &j);
@@ -155,7 +159,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "model_ab: ROUNDS >= 1, STEPS >= 1, WHICH 0-6\n");
         return 2;
     }
-    struct run r = {.m = m, .which = which};
+    struct run r = {.m = m, .which = which, .ahead = getenv("MAB_PF") ? (size_t)atol(getenv("MAB_PF")) : 0};
     if (cit_threadpool_new(2, &r.pool, err, sizeof err) != CIT_OK) {
         fprintf(stderr, "model_ab: %s\n", err);
         return 1;
