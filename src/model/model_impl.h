@@ -65,8 +65,10 @@ struct cit_context {
     size_t kv_map_bytes; /* k_cache's mapping, which holds v_cache after K */
     int32_t *seq_len; /* (n_seq_max) positions each sequence holds */
 
-    /* Scratch: one allocation, carved up by context.c's layout. */
+    /* Scratch: one mapping of scratch_bytes, carved up by context.c's layout,
+     * zeroed by the kernel and committed as touched (cit_map_anon). */
     void *scratch;
+    size_t scratch_bytes;
     int32_t *seq_next;  /* (n_seq_max) next position per sequence while validating a batch */
     float *x;           /* (n_batch, n_embd) residual stream */
     float *xn;          /* (n_batch, n_embd) normalised input of a sub-layer */

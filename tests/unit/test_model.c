@@ -15,16 +15,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "base/asan.h"
 #include "base/threadpool.h"
 #include "citadel/gguf.h"
 #include "citadel/model.h"
 #include "citadel/tensor.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
+#include "model/model_impl.h"
 #include "support.h"
 
 /* ---- thread pool ---- */
@@ -684,6 +687,54 @@ static void test_context_limits(void **state)
     cit_model_free(m);
 }
 
+/* Pages of [p, p + bytes) (p page-aligned) that are resident. */
+static size_t resident_pages(const void *p, size_t bytes)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (bytes + page - 1) / page;
+    unsigned char *vec = malloc(n);
+    assert_non_null(vec);
+    assert_int_equal(mincore((void *)p, bytes, vec), 0);
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        r += vec[i] & 1;
+    free(vec);
+    return r;
+}
+
+/* The scratch is sized for the largest batch (here 16,384 items: 32 MiB of
+ * logits alone) but mapped, not written: a new context and a one-token
+ * decode leave nearly all of it out of memory (the resident-memory target,
+ * file + KV cache + 100 MiB, for `citadel run`), and a full batch after
+ * that decodes as in a fresh context. */
+static void test_context_scratch_resident(void **state)
+{
+    (void)state;
+    struct cit_model *m = load("models/stories260K.gguf");
+    struct cit_context *c = new_ctx(m, 256, 1, 16384, 1);
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (c->scratch_bytes + page - 1) / page;
+    assert_true(c->scratch_bytes >= (size_t)64 << 20);
+    struct cit_batch_item one = {1, 0, 0, true};
+    decode_ok(c, &one, 1);
+    if (!CIT_ASAN) { /* there the scratch is a calloc */
+        size_t r = resident_pages(c->scratch, c->scratch_bytes);
+        print_message("scratch %zu pages, %zu resident after one token\n", pages, r);
+        assert_true(r * 64 < pages);
+    }
+    /* then a whole prompt: its logits as a fresh context's of the usual size gives them */
+    const uint32_t n_vocab = cit_model_info(m)->n_vocab;
+    float *ref = alone(m, 1, true, 1);
+    struct cit_batch_item items[16];
+    for (size_t i = 0; i < prompt_len[1]; i++)
+        items[i] = (struct cit_batch_item){prompts[1][i], (int32_t)i, 0, true};
+    cit_kv_seq_rm(c, 0, 0);
+    decode_ok(c, items, prompt_len[1]);
+    for (size_t i = 0; i < prompt_len[1]; i++)
+        assert_memory_equal(cit_logits(c, i), ref + i * n_vocab, n_vocab * sizeof(float));
+    free(ref);
+    cit_context_free(c);
+    cit_model_free(m);
+}
+
 /* ---- load errors on real files ---- */
 
 static void expect_load(const char *path, enum cit_status want, const char *needle)
@@ -1074,6 +1125,7 @@ int main(void)
         cmocka_unit_test(test_synthetic_hparams),
         cmocka_unit_test(test_synthetic_tensors),
         cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_context_scratch_resident),
         cmocka_unit_test(test_decode_validation),
         cmocka_unit_test(test_logits_selection),
         cmocka_unit_test(test_batch_invariance),

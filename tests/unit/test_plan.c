@@ -21,18 +21,11 @@
 
 #include <cmocka.h>
 
+#include "base/asan.h"
 #include "citadel/model.h"
 #include "citadel/plan.h"
 #include "support.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PLAN_HAS_ASAN 1
-#endif
-#endif
-#ifndef PLAN_HAS_ASAN
-#define PLAN_HAS_ASAN 0
-#endif
 
 #define KIB 1024ull
 #define GIB (1024ull * 1024 * 1024)
@@ -406,7 +399,7 @@ static void test_resident_memory(void **state)
     static const char *const files[] = {"models/micro-llama-f32.gguf", "models/micro-llama-Q8_0.gguf",
                                         "models/micro-qwen2-Q4_K_M.gguf", "models/stories260K.gguf"};
     char err[256];
-#if defined(__SANITIZE_ADDRESS__) || PLAN_HAS_ASAN
+#if CIT_ASAN
     skip(); /* ASan's allocator and shadow memory make RSS meaningless */
 #endif
     /* A fixed mmap threshold: every large buffer gets its own mapping and is
