@@ -29,11 +29,15 @@
  * higher of the two: the limit `citadel bench` measures tg against.
  * MAB_PF=BYTES: the plain read also prefetches every line BYTES ahead into
  * L2, as the row-order decodes do (8192 for theirs): what the loops and the
- * mapping allow a kernel with no arithmetic. */
+ * mapping allow a kernel with no arithmetic. MAB_COPY=1: every arm reads an
+ * anonymous copy of the matrices in 2 MiB pages (the file's layout, as
+ * the probe's buffer is mapped) in place of the file mapping. */
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "base/pages.h"
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
@@ -44,6 +48,32 @@
 static size_t bytes_of(const struct cit_matrix *m)
 {
     return (size_t)m->n_out * m->row_bytes;
+}
+
+/* MAB_COPY: the step's matrices moved into one anonymous 2 MiB-page mapping,
+ * each at a 4 KiB boundary, in file order. */
+static bool copy_weights(struct cit_model *m)
+{
+    struct cit_matrix *all[8 * 1024];
+    size_t n = 0, total = 0;
+    for (uint32_t l = 0; l < m->info.n_layer && n + 7 < sizeof all / sizeof all[0]; l++) {
+        struct cit_layer *L = &m->layers[l];
+        struct cit_matrix *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
+        for (int i = 0; i < 7; i++)
+            all[n++] = w[i];
+    }
+    all[n++] = &m->output;
+    for (size_t i = 0; i < n; i++)
+        total += (bytes_of(all[i]) + 4095) / 4096 * 4096;
+    unsigned char *p = cit_map_anon_huge(total);
+    if (!p)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, all[i]->data, bytes_of(all[i]));
+        all[i]->data = p;
+        p += (bytes_of(all[i]) + 4095) / 4096 * 4096;
+    }
+    return true;
 }
 
 /* The fields of *p named by the environment variables PREFIX_ROW_ORDER,
@@ -158,6 +188,10 @@ int main(int argc, char **argv)
     if (rounds < 1 || steps < 1 || which < 0 || which > 6) {
         fprintf(stderr, "model_ab: ROUNDS >= 1, STEPS >= 1, WHICH 0-6\n");
         return 2;
+    }
+    if (getenv("MAB_COPY") && !copy_weights(m)) {
+        fprintf(stderr, "model_ab: MAB_COPY: out of memory\n");
+        return 1;
     }
     struct run r = {.m = m, .which = which, .ahead = getenv("MAB_PF") ? (size_t)atol(getenv("MAB_PF")) : 0};
     if (cit_threadpool_new(2, &r.pool, err, sizeof err) != CIT_OK) {
