@@ -31,7 +31,9 @@
  * loads (the probe's loop, split by rows as B is), so each round also gives
  * B's share of what a plain read of the same bytes reached at that moment;
  * the rounds are split at 45 GB/s of plain read, for hosts whose bandwidth
- * swings between two levels (docs/benchmarks.md). */
+ * swings between two levels (docs/benchmarks.md). KAB_PLAIN_PF=BYTES: that
+ * read also prefetches every line BYTES ahead into L2, as the row-order
+ * decodes do (the ceiling for a kernel with their prefetch). */
 #include <immintrin.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -58,7 +60,7 @@ static unsigned char *weights_alloc(size_t bytes)
 
 struct plain_job {
     const unsigned char *w;
-    size_t row_bytes;
+    size_t row_bytes, ahead;
     uint64_t sink[64];
 };
 
@@ -66,7 +68,7 @@ struct plain_job {
 static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
 {
     struct plain_job *j = arg;
-    j->sink[tid % 64] ^= plain_read(j->w + begin * j->row_bytes, j->w + end * j->row_bytes);
+    j->sink[tid % 64] ^= plain_read_ahead(j->w + begin * j->row_bytes, j->w + end * j->row_bytes, j->ahead);
 }
 
 void kernels_a(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
@@ -141,7 +143,8 @@ int main(int argc, char **argv)
     double *share = malloc((size_t)rounds * sizeof(double)), *pgbs = malloc((size_t)rounds * sizeof(double));
     if (!share || !pgbs)
         return 1;
-    struct plain_job pj = {.row_bytes = (size_t)rb};
+    struct plain_job pj = {.row_bytes = (size_t)rb,
+                           .ahead = getenv("KAB_PLAIN_PF") ? (size_t)atol(getenv("KAB_PLAIN_PF")) : 0};
     for (int r = -2; r < rounds; r++) { /* two rounds of warm-up */
         double dt[2], dp = 0;
         if (plain) {
