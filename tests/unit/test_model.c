@@ -704,8 +704,8 @@ static size_t resident_pages(const void *p, size_t bytes)
 /* The scratch is sized for the largest batch (here 16,384 items: 32 MiB of
  * logits alone) but mapped, not written: a new context and a one-token
  * decode leave nearly all of it out of memory (the resident-memory target,
- * file + KV cache + 100 MiB, for `citadel run`), and a full batch after
- * that decodes as in a fresh context. */
+ * file + KV cache + 100 MiB, for `citadel run`), and a prompt after that
+ * decodes as in a fresh context. */
 static void test_context_scratch_resident(void **state)
 {
     (void)state;
@@ -720,7 +720,7 @@ static void test_context_scratch_resident(void **state)
         print_message("scratch %zu pages, %zu resident after one token\n", pages, r);
         assert_true(r * 64 < pages);
     }
-    /* then a whole prompt: its logits as a fresh context's of the usual size gives them */
+    /* then a prompt: the logits a fresh context of the usual size gives, bit for bit */
     const uint32_t n_vocab = cit_model_info(m)->n_vocab;
     float *ref = alone(m, 1, true, 1);
     struct cit_batch_item items[16];

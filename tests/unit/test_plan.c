@@ -26,7 +26,6 @@
 #include "citadel/plan.h"
 #include "support.h"
 
-
 #define KIB 1024ull
 #define GIB (1024ull * 1024 * 1024)
 
