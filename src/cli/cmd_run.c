@@ -49,8 +49,9 @@ static void usage(FILE *f)
             "                            chat template (ChatML when the model has none; see docs/templates.md)\n"
             "      --system TEXT         system message for --chat\n"
             "      --repack              copy Q4_0 / Q8_0 / Q4_K / Q6_K weights into the interleaved layout\n"
-            "                            of the SIMD decode kernels at load: same text, faster generation\n"
-            "                            (docs/engine.md)\n"
+            "                            of the SIMD decode kernels at load: same text; faster generation\n"
+            "                            on some CPUs, slower on others (measure with citadel bench\n"
+            "                            --repack; docs/engine.md)\n"
             "  -h, --help                this help\n",
             RUN_DEFAULT_MAX_CTX);
 }
