@@ -50,28 +50,32 @@ static size_t bytes_of(const struct cit_matrix *m)
     return (size_t)m->n_out * m->row_bytes;
 }
 
-/* MAB_COPY: the step's matrices moved into one anonymous 2 MiB-page mapping,
- * each at a 4 KiB boundary, in file order. */
+/* The step's matrices in file order: each layer's 7, then output; NULL past the end. */
+static struct cit_matrix *nth_matrix(struct cit_model *m, size_t k)
+{
+    if (k / 7 < m->info.n_layer) {
+        struct cit_layer *L = &m->layers[k / 7];
+        struct cit_matrix *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
+        return w[k % 7];
+    }
+    return k == 7 * (size_t)m->info.n_layer ? &m->output : NULL;
+}
+
+/* MAB_COPY: those matrices moved into one anonymous 2 MiB-page mapping (never
+ * given back: the process ends first), each at a 4 KiB boundary. */
 static bool copy_weights(struct cit_model *m)
 {
-    struct cit_matrix *all[8 * 1024];
-    size_t n = 0, total = 0;
-    for (uint32_t l = 0; l < m->info.n_layer && n + 7 < sizeof all / sizeof all[0]; l++) {
-        struct cit_layer *L = &m->layers[l];
-        struct cit_matrix *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
-        for (int i = 0; i < 7; i++)
-            all[n++] = w[i];
-    }
-    all[n++] = &m->output;
-    for (size_t i = 0; i < n; i++)
-        total += (bytes_of(all[i]) + 4095) / 4096 * 4096;
+    size_t total = 0;
+    struct cit_matrix *w;
+    for (size_t k = 0; (w = nth_matrix(m, k)); k++)
+        total += (bytes_of(w) + 4095) / 4096 * 4096;
     unsigned char *p = cit_map_anon_huge(total);
     if (!p)
         return false;
-    for (size_t i = 0; i < n; i++) {
-        memcpy(p, all[i]->data, bytes_of(all[i]));
-        all[i]->data = p;
-        p += (bytes_of(all[i]) + 4095) / 4096 * 4096;
+    for (size_t k = 0; (w = nth_matrix(m, k)); k++) {
+        memcpy(p, w->data, bytes_of(w));
+        w->data = p;
+        p += (bytes_of(w) + 4095) / 4096 * 4096;
     }
     return true;
 }
