@@ -144,7 +144,7 @@ int main(int argc, char **argv)
     if (!share || !pgbs)
         return 1;
     struct plain_job pj = {.row_bytes = (size_t)rb,
-                           .ahead = getenv("KAB_PLAIN_PF") ? (size_t)atol(getenv("KAB_PLAIN_PF")) : 0};
+                           .ahead = env_size("KAB_PLAIN_PF", 0)};
     for (int r = -2; r < rounds; r++) { /* two rounds of warm-up */
         double dt[2], dp = 0;
         if (plain) {

@@ -91,8 +91,7 @@ static void setting(struct cit_row_prefetch *p, const char *prefix)
     for (int i = 0; i < 5; i++) {
         char var[32];
         snprintf(var, sizeof var, "%s_%s", prefix, names[i]);
-        if (getenv(var))
-            *fields[i] = (uint32_t)atol(getenv(var));
+        *fields[i] = (uint32_t)env_size(var, *fields[i]);
     }
 }
 
@@ -197,7 +196,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "model_ab: MAB_COPY: out of memory\n");
         return 1;
     }
-    struct run r = {.m = m, .which = which, .ahead = getenv("MAB_PF") ? (size_t)atol(getenv("MAB_PF")) : 0};
+    struct run r = {.m = m, .which = which, .ahead = env_size("MAB_PF", 0)};
     if (cit_threadpool_new(2, &r.pool, err, sizeof err) != CIT_OK) {
         fprintf(stderr, "model_ab: %s\n", err);
         return 1;

@@ -37,6 +37,13 @@ static inline void rows_fn(void *arg, size_t begin, size_t end, unsigned tid)
         j->k->gemm(j->w, j->row_bytes, j->n_in, begin, end, j->act, j->n_tokens, j->y, j->n_out);
 }
 
+/* The environment variable `name` as a whole number, or dflt when unset. */
+static inline size_t env_size(const char *name, size_t dflt)
+{
+    const char *v = getenv(name);
+    return v ? (size_t)strtoull(v, NULL, 10) : dflt;
+}
+
 static inline double now(void)
 {
     struct timespec ts;
