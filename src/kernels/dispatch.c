@@ -344,8 +344,8 @@ bool cit_parse_cache_size(const char *s, uint64_t *bytes)
  * one 32 MiB L3 these CPUs share. */
 static uint64_t llc_from_sys(void)
 {
-    enum { MAX_CPUS = 4096, MAX_SETS = 256 };
-    char(*seen)[64] = calloc(MAX_SETS, sizeof *seen);
+    enum { MAX_CPUS = 4096 };
+    char(*seen)[64] = calloc(MAX_CPUS, sizeof *seen); /* one set at most per CPU */
     uint64_t total = 0;
     unsigned n_seen = 0;
     long top = -1;
@@ -391,8 +391,7 @@ static uint64_t llc_from_sys(void)
             dup = !strcmp(seen[i], shared);
         if (dup)
             continue;
-        if (n_seen < MAX_SETS)
-            snprintf(seen[n_seen++], sizeof seen[0], "%s", shared);
+        snprintf(seen[n_seen++], sizeof seen[0], "%s", shared);
         total = best_size > UINT64_MAX - total ? UINT64_MAX : total + best_size;
     }
     free(seen);
