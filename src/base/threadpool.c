@@ -70,15 +70,19 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Guided self-scheduling: each claim takes 1 / (2 n_threads) of what is
- * left in whole grains (at least one), so the first chunks are large
- * (few claims, long contiguous runs of rows) and the last ones one grain:
- * the threads finish within about one grain of each other, instead of one
+/* Guided self-scheduling: each claim takes 1 / n_threads of what is left
+ * in whole grains (at least one), so the first chunks are large (few
+ * claims, long contiguous runs of rows) and the last ones one grain: the
+ * threads finish within about one grain of each other, instead of one
  * idling for up to a whole fixed-size chunk (measured on decode: see
- * docs/engine.md). Chunks start at multiples of the grain. */
+ * docs/engine.md). Chunks start at multiples of the grain. Each chunk is a
+ * new stream for the row kernels to start, so fewer are better: on an AMD
+ * EPYC (Zen 5) VM, 2 threads, a claim of 1 / n_threads read TinyLlama's
+ * decode matmuls 1.03-1.09x as fast as 1 / (2 n_threads), and two static
+ * halves fell between (docs/benchmarks.md, session 17). */
 static void run_chunks(struct cit_threadpool *p, unsigned tid)
 {
-    const size_t n = p->n, g = p->grain, div = 2 * (size_t)p->n_threads;
+    const size_t n = p->n, g = p->grain, div = (size_t)p->n_threads;
     size_t begin = atomic_load_explicit(&p->next, memory_order_relaxed);
     while (begin < n) {
         size_t size = (n - begin) / div;
