@@ -53,7 +53,9 @@ static void visit_range(void *arg, size_t begin, size_t end, unsigned tid)
  * pool survives many back-to-back loops. Chunks start at multiples of the
  * grain, are whole grains except the one that ends the range, and shrink
  * (never grow) from the start of the range to its end, down to one grain
- * when the range is long enough: what lets the threads finish together. */
+ * when the range is long enough: what lets the threads finish together.
+ * The first chunk is 1/threads of the range in whole grains: as few chunks
+ * (new streams of rows) as that allows (docs/engine.md). */
 static void test_threadpool(void **state)
 {
     (void)state;
@@ -90,8 +92,10 @@ static void test_threadpool(void **state)
                         }
                         prev = v.len[i];
                     }
-                    if (threads[ti] > 1 && n >= 16 * threads[ti] * g)
+                    if (threads[ti] > 1 && n >= 16 * threads[ti] * g) {
                         assert_int_equal(smallest, g);
+                        assert_int_equal(v.len[0], n / threads[ti] / g * g);
+                    }
                     assert_int_equal(atomic_load(&v.bad_tid), 0);
                     free(v.seen);
                     free(v.len);
