@@ -32,7 +32,7 @@ struct span_job {
 static void span_fn(void *arg, size_t begin, size_t end, unsigned tid)
 {
     struct span_job *j = arg;
-    j->sink[(tid * 8) % 64] ^= plain_read(j->p + begin * ROW, j->p + end * ROW);
+    j->sink[(tid * 8) % 64] ^= plain_read(j->p + begin * ROW, j->p + end * ROW, 0);
 }
 
 static void widen(const struct cit_matrix *w, const unsigned char **lo, const unsigned char **hi)

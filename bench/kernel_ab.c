@@ -68,7 +68,7 @@ struct plain_job {
 static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
 {
     struct plain_job *j = arg;
-    j->sink[tid % 64] ^= plain_read_ahead(j->w + begin * j->row_bytes, j->w + end * j->row_bytes, j->ahead);
+    j->sink[tid % 64] ^= plain_read(j->w + begin * j->row_bytes, j->w + end * j->row_bytes, j->ahead);
 }
 
 void kernels_a(const struct cit_kernel *tab[CIT_TYPE_COUNT]);

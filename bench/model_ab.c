@@ -61,6 +61,12 @@ static struct cit_matrix *nth_matrix(struct cit_model *m, size_t k)
     return k == 7 * (size_t)m->info.n_layer ? &m->output : NULL;
 }
 
+/* A matrix's bytes rounded up to a 4 KiB boundary: its room in the copy. */
+static size_t copy_room(const struct cit_matrix *w)
+{
+    return (bytes_of(w) + 4095) / 4096 * 4096;
+}
+
 /* MAB_COPY: those matrices moved into one anonymous 2 MiB-page mapping (never
  * given back: the process ends first), each at a 4 KiB boundary. */
 static bool copy_weights(struct cit_model *m)
@@ -68,14 +74,14 @@ static bool copy_weights(struct cit_model *m)
     size_t total = 0;
     struct cit_matrix *w;
     for (size_t k = 0; (w = nth_matrix(m, k)); k++)
-        total += (bytes_of(w) + 4095) / 4096 * 4096;
+        total += copy_room(w);
     unsigned char *p = cit_map_anon_huge(total);
     if (!p)
         return false;
     for (size_t k = 0; (w = nth_matrix(m, k)); k++) {
         memcpy(p, w->data, bytes_of(w));
         w->data = p;
-        p += (bytes_of(w) + 4095) / 4096 * 4096;
+        p += copy_room(w);
     }
     return true;
 }
@@ -115,7 +121,7 @@ static void plain_fn(void *arg, size_t begin, size_t end, unsigned tid)
         if (b < e) {
             const unsigned char *d = w->data;
             const unsigned char *p = d + (b - j->start[i]) * w->row_bytes, *q = d + (e - j->start[i]) * w->row_bytes;
-            j->sink[(tid * 8) % 64] ^= plain_read_ahead(p, q, j->ahead);
+            j->sink[(tid * 8) % 64] ^= plain_read(p, q, j->ahead);
         }
     }
 }

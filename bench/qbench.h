@@ -52,12 +52,11 @@ static inline double now(void)
 }
 
 /* [p, e) read with four zmm accumulators, as the bandwidth probe reads
- * (whole 256-byte steps); returns a value that depends on every load. */
-/* Plain zmm loads of [p, e), as the bandwidth probe reads; with ahead > 0,
- * every line is also prefetched into L2 `ahead` bytes on, as the row-order
- * decodes prefetch their stream. */
-__attribute__((target("avx512f"))) static inline uint64_t plain_read_ahead(const unsigned char *p,
-                                                                           const unsigned char *e, size_t ahead)
+ * (whole 256-byte steps); returns a value that depends on every load. With
+ * ahead > 0, every line is also prefetched into L2 `ahead` bytes on, as the
+ * row-order decodes prefetch their stream. */
+__attribute__((target("avx512f"))) static inline uint64_t plain_read(const unsigned char *p, const unsigned char *e,
+                                                                     size_t ahead)
 {
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
     for (; p + 256 <= e; p += 256) {
@@ -71,11 +70,6 @@ __attribute__((target("avx512f"))) static inline uint64_t plain_read_ahead(const
     }
     s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
     return (uint64_t)_mm512_reduce_or_epi64(s0); /* (a signed add of the lanes could overflow) */
-}
-
-__attribute__((target("avx512f"))) static inline uint64_t plain_read(const unsigned char *p, const unsigned char *e)
-{
-    return plain_read_ahead(p, e, 0);
 }
 
 static inline int cmp_double(const void *a, const void *b)
