@@ -2,18 +2,14 @@
  *
  * Handing out a loop costs a wake-up per worker and a wait for the last one;
  * a decode step runs a hundred loops or more (TinyLlama: 111), so both
- * sides first spin for a while (SPIN_NS, 1 ms) on atomics before they
- * block on a condition variable. Spinning keeps the hand-off near a microsecond while loops come
- * back to back; blocking after the spin keeps idle workers from stealing
- * cores from an HTTP server or other processes. The spin outlasts the
- * pauses inside a decode step. On a KVM guest (AMD EPYC Zen 5, 2 vCPUs,
- * session 18), at the bandwidth level where a cache line takes about 400 ns
- * to go from one vCPU to the other and back (about 100 ns at the other
- * level), a 30 us spin let the worker block at 700-849 of a 128-token run's
- * 14,319 loops, and 253-303 of its waits then lasted 100-300 us, against
- * 9-15 with a 2 ms spin, which blocked 2-3 times. With 1 ms, Q4_K_M tg128
- * ran 1.035-1.049x as fast in 5 of 5 alternating pairs at that level
- * (docs/benchmarks.md, session 18). The sleeper counts
+ * sides first spin on atomics for SPIN_NS (1 ms) before they block on a
+ * condition variable. Spinning keeps the hand-off near a microsecond while
+ * loops come back to back; blocking after the spin keeps idle workers from
+ * stealing cores from an HTTP server or other processes. The spin outlasts
+ * the pauses inside a decode step: on a KVM guest (2 vCPUs of a Zen 5 EPYC)
+ * a 30 us spin let the worker block at 700-849 of a 128-token run's 14,319
+ * loops, and with 1 ms Q4_K_M tg128 ran 1.035-1.049x as fast at the host's
+ * high bandwidth level (docs/benchmarks.md, session 18). The sleeper counts
  * are checked after publishing (sequentially consistent atomics on both
  * sides), so a sleeper is never missed. Every thread claims chunks of the
  * range from an atomic cursor until it runs dry (shrinking chunks: see
