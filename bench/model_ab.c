@@ -86,21 +86,6 @@ static bool copy_weights(struct cit_model *m)
     return true;
 }
 
-/* The fields of *p named by the environment variables PREFIX_ROW_ORDER,
- * PREFIX_ROW_ORDER_K and the rest above that are set. */
-static void setting(struct cit_row_prefetch *p, const char *prefix)
-{
-    static const char *const names[5] = {"ROW_ORDER", "ROW_ORDER_K", "ROW_ORDER_Q8", "ROW_ORDER_K_SB",
-                                         "ROW_ORDER_BLOCKS"};
-    uint32_t *fields[5] = {&p->row_order, &p->row_order_k, &p->row_order_q8, &p->row_order_k_sb,
-                           &p->row_order_blocks};
-    for (int i = 0; i < 5; i++) {
-        char var[32];
-        snprintf(var, sizeof var, "%s_%s", prefix, names[i]);
-        *fields[i] = (uint32_t)env_size(var, *fields[i]);
-    }
-}
-
 /* The plain-read arm: rows [begin, end) of a loop's matrices laid end to
  * end as cit_matmul_packed_n lays them (whole 16-row tiles), read with four
  * zmm accumulators. */
@@ -234,8 +219,8 @@ int main(int argc, char **argv)
     const double bytes = (double)step(&r, true) * steps;
     const struct cit_row_prefetch cpu = *cit_row_prefetch();
     struct cit_row_prefetch set[2] = {cpu, cpu};
-    setting(&set[0], "A");
-    setting(&set[1], "B");
+    qb_row_prefetch_setting(&set[0], "A");
+    qb_row_prefetch_setting(&set[1], "B");
     for (int i = 0; i < 2; i++)
         printf("%c: row_order %u, row_order_q8 %u, row_order_blocks %u, row_order_k %u, row_order_k_sb %u\n", 'A' + i,
                set[i].row_order, set[i].row_order_q8, set[i].row_order_blocks, set[i].row_order_k,

@@ -1,13 +1,14 @@
 /* qbench.h: what the Q4_0 / Q8_0 kernel benchmarks share (kbench_q.c,
- * kernel_ab.c, sched_ab.c, model_ab.c): a matmul job over a row range, a
- * clock, a plain read, a deterministic generator and weights with sane
- * scales. Header-only, since each benchmark is built on its own from one .c
- * file. */
+ * kernel_ab.c, sched_ab.c, model_ab.c, decode_ab.c): a matmul job over a row
+ * range, a clock, a plain read, a deterministic generator, weights with sane
+ * scales, and prefetch settings from the environment. Header-only, since
+ * each benchmark is built on its own from one .c file. */
 #ifndef CITADEL_BENCH_QBENCH_H
 #define CITADEL_BENCH_QBENCH_H
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,6 +43,22 @@ static inline size_t env_size(const char *name, size_t dflt)
 {
     const char *v = getenv(name);
     return v ? (size_t)strtoull(v, NULL, 10) : dflt;
+}
+
+/* The fields of *p named by the environment variables PREFIX_ROW_ORDER,
+ * PREFIX_ROW_ORDER_K, PREFIX_ROW_ORDER_Q8, PREFIX_ROW_ORDER_K_SB and
+ * PREFIX_ROW_ORDER_BLOCKS that are set (model_ab.c, decode_ab.c). */
+static inline void qb_row_prefetch_setting(struct cit_row_prefetch *p, const char *prefix)
+{
+    static const char *const names[5] = {"ROW_ORDER", "ROW_ORDER_K", "ROW_ORDER_Q8", "ROW_ORDER_K_SB",
+                                         "ROW_ORDER_BLOCKS"};
+    uint32_t *fields[5] = {&p->row_order, &p->row_order_k, &p->row_order_q8, &p->row_order_k_sb,
+                           &p->row_order_blocks};
+    for (int i = 0; i < 5; i++) {
+        char var[32];
+        snprintf(var, sizeof var, "%s_%s", prefix, names[i]);
+        *fields[i] = (uint32_t)env_size(var, *fields[i]);
+    }
 }
 
 static inline double now(void)

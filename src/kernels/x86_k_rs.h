@@ -150,7 +150,8 @@ static KX_ALWAYS_INLINE void kx_rs_item_l1(const uint8_t *b, size_t n, int i)
  * lines that start in [b + ahead, b + ahead + n), in place of
  * kx_rs_prefetch's loop. On Zen 5 (session 15) from memory at the low
  * level Q6_K 2048x2048 1.049-1.085 and 32000x2048 1.068-1.077 against the
- * loop; Q4_K lost so (0.88-0.93), so the affine types keep the loop. */
+ * loop; Q4_K lost so (0.88-0.93). The affine types take their stream in
+ * kx_rs_block_affine, Q4_K in quarters, Q5_K in one loop. */
 static KX_ALWAYS_INLINE void kx_rs_item_l2(const uint8_t *b, size_t n, size_t ahead, int i)
 {
     const size_t nl = n / 64; /* lines that start in the span: nl or nl + 1 */
@@ -231,9 +232,20 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
 {
     const size_t bb = (size_t)kind_bytes(kind);
     _Alignas(64) float prod[16 * KX_RS_MAXSB]; /* item k's product */
+    /* The stream's prefetch, lines `ahead` on: Q4_K a quarter of the run
+     * every 4 items (the lines that start in items 4q .. 4q + 3's bytes);
+     * Q5_K the whole run in one loop before its items. Whole TinyLlama
+     * decode steps on Zen 5, the two forms alternating every 8 tokens in
+     * one process, quarters against the loop: Q4_K_M 1.017 at the low
+     * bandwidth level (93 of 120 rounds higher), 1.028 at the high (46 of
+     * 58); Llama-2-7B Q4_K_M 1.021 / 1.007; Q5_K_M 0.948 at the low level
+     * (halves 0.988), so Q5_K keeps the loop. Eighths and single items
+     * read slower than the loop at the low level (docs/benchmarks.md,
+     * session 19). */
+    const bool quarters = kind == KX_Q4K;
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
-        if (ahead)
+        if (ahead && !quarters)
             kx_rs_prefetch(b, 16 * bb, ahead);
         __m512i dd, m_lo, m_hi;
         uint64_t scl[16] __attribute__((aligned(64)));
@@ -245,8 +257,11 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
         __m512i acc[16];
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++) {
-            if (ahead)
+            if (ahead) {
+                if (quarters && r % 4 == 0)
+                    kx_rs_prefetch(b + (size_t)r * bb, 4 * bb, ahead);
                 kx_rs_item_l1(b, 16 * bb, r);
+            }
             const int i = zrow_of(r); /* lane r */
             const uint8_t *yq = tk->yq[mp->sk[16 * g + (size_t)i]];
             __m512i yv[4];
