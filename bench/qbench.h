@@ -1,4 +1,4 @@
-/* qbench.h: what the Q4_0 / Q8_0 kernel benchmarks share (kbench_q.c,
+/* qbench.h: what the kernel and model benchmarks share (kbench_q.c,
  * kernel_ab.c, sched_ab.c, model_ab.c, decode_ab.c): a matmul job over a row
  * range, a clock, a plain read, a deterministic generator, weights with sane
  * scales, and prefetch settings from the environment. Header-only, since

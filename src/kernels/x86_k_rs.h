@@ -12,8 +12,8 @@
  * Here each row is read whole before the next, the block's bytes in file
  * order, one stream, with one prefetch per line `ahead` bytes on (into L2)
  * and each next run of 16 super-blocks from L2 into L1 while this one
- * computes. AMD takes it (dispatch.c); tests and bench/model_ab.c set it
- * through cit_row_prefetch_override. The (row,
+ * computes. AMD takes it (dispatch.c); tests, bench/model_ab.c and
+ * bench/decode_ab.c set it through cit_row_prefetch_override. The (row,
  * super-block) items are numbered k = r * nsb + s; each run of 16 items is
  * reduced together (lane = item), their float steps done with lanes =
  * items, and the 16 * nsb products summed per row in super-block order, as
@@ -239,9 +239,9 @@ static KX_ALWAYS_INLINE void kx_rs_block_affine(enum kx_kind kind, const uint8_t
      * one process, quarters against the loop: Q4_K_M 1.017 at the low
      * bandwidth level (93 of 120 rounds higher), 1.028 at the high (46 of
      * 58); Llama-2-7B Q4_K_M 1.021 / 1.007; Q5_K_M 0.948 at the low level
-     * (halves 0.988), so Q5_K keeps the loop. Eighths and single items
-     * read slower than the loop at the low level (docs/benchmarks.md,
-     * session 19). */
+     * (halves 0.988), so Q5_K keeps the loop. Inside the matmul loops
+     * (bench/model_ab.c) eighths and single items read slower than the
+     * loop at the low level (docs/benchmarks.md, sessions 18 and 19). */
     const bool quarters = kind == KX_Q4K;
     for (size_t g = 0; g < nsb; g++) {
         const uint8_t *b = w0 + 16 * g * bb;
