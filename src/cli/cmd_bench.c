@@ -440,18 +440,22 @@ static double peak_read(const struct cit_probe_result *r) { return r->read_gbs; 
 static double peak_fma(const struct cit_probe_result *r) { return r->fma_gflops; }
 static double peak_dot(const struct cit_probe_result *r) { return r->dot_gops; }
 static double peak_tile(const struct cit_probe_result *r) { return r->tile_gops; }
+static double peak_bf16(const struct cit_probe_result *r) { return r->bf16_gflops; }
 
 static const struct limit *row_limit(const struct bench_state *s, const struct row *r)
 {
     static const struct limit bw = {"bandwidth", "bw", peak_read}, fma = {"f32_fma", "fma", peak_fma},
-                              dot = {"int8_dot", "int8", peak_dot}, tile = {"int8_tile", "int8 tile", peak_tile};
+                              dot = {"int8_dot", "int8", peak_dot}, tile = {"int8_tile", "int8 tile", peak_tile},
+                              bf16 = {"bf16_dot", "bf16", peak_bf16};
     if (r->kind == ROW_TG)
         return &bw;
     if (r->kind != ROW_PP)
         return NULL;
+    const struct probe_entry *p = probe_for(s, r->n_threads);
+    if (s->models[r->model].rl.bf16 && p && p->r.bf16_gflops > 0)
+        return &bf16;
     if (!s->models[r->model].rl.quantized)
         return &fma;
-    const struct probe_entry *p = probe_for(s, r->n_threads);
     return p && p->r.tile_gops > 0 ? &tile : &dot;
 }
 
@@ -677,6 +681,10 @@ static void print_md(const struct bench_state *s, const char *cpu)
             printf("probe, %u thread%s: int8 matrix unit %.1f GOPS (%s): the ceiling of quantized prompt processing "
                    "on this tier\n",
                    p->n_threads, p->n_threads == 1 ? "" : "s", p->r.tile_gops, p->r.tile_insn);
+        if (p->r.bf16_gflops > 0)
+            printf("probe, %u thread%s: bf16 dot %.1f GFLOPS (%s): the ceiling of BF16 prompt processing on this "
+                   "tier\n",
+                   p->n_threads, p->n_threads == 1 ? "" : "s", p->r.bf16_gflops, p->r.bf16_insn);
     }
     const uint64_t llc = cit_cpu_llc_bytes(); /* 0: unknown */
     for (int i = 0; i < s->n_probes; i++)
@@ -764,7 +772,8 @@ static void print_md(const struct bench_state *s, const char *cpu)
     }
     printf("%% of limit: tg = t/s x bytes per token / read bandwidth (bw, probed around each repetition); "
            "pp = t/s x operations per token / "
-           "peak of int8 dot or int8 matrix unit where there is one (quantized weights), or f32 FMA (float weights). "
+           "peak of int8 dot or int8 matrix unit where there is one (quantized weights), bf16 dot where there is one "
+           "(BF16 weights), or f32 FMA (other float weights). "
            "See docs/bench.md.\n");
 }
 
@@ -777,6 +786,10 @@ static json_t *json_probe(const struct probe_entry *p)
     if (j && p->r.tile_gops > 0) {
         json_object_set_new(j, "tile_gops", json_real(p->r.tile_gops));
         json_object_set_new(j, "tile_insn", json_string(p->r.tile_insn));
+    }
+    if (j && p->r.bf16_gflops > 0) {
+        json_object_set_new(j, "bf16_gflops", json_real(p->r.bf16_gflops));
+        json_object_set_new(j, "bf16_insn", json_string(p->r.bf16_insn));
     }
     return j;
 }

@@ -1,4 +1,5 @@
-/* avx512_f.c: F32, F16 and BF16 weight kernels for AVX-512.
+/* avx512_f.c: F32, F16 and BF16 weight kernels for AVX-512 (BF16's in
+ * x86_bf16.h, in the bf16 dot-product instruction's order).
  *
  * One zmm register holds the reference's 16 float lanes (tensor/fp16.c):
  * element k of a row lands in lane k % 16 by one FMA per 16-element step,
@@ -10,9 +11,8 @@
  *
  * Activations are packed as f32 rows padded to a multiple of 16 with zeros,
  * holding exactly the values the reference from_float produces (F16: round
- * to nearest even through vcvtps2ph, which is the reference's rounding;
- * BF16: the same integer rounding as cit_fp32_to_bf16), so gemm converts
- * only weights: F16 by vcvtph2ps, BF16 by a 16-bit shift, both exact.
+ * to nearest even through vcvtps2ph, which is the reference's rounding), so
+ * gemm converts only weights: F16 by vcvtph2ps, exactly.
  *
  * gemm computes tiles of TILE_R rows x up to TILE_T tokens, each (row,
  * token) in its own accumulator, which reuses each loaded weight vector
@@ -36,7 +36,10 @@
 #include "base/checked.h"
 #include "kernels/kernels.h"
 
-enum wtype { W_F32, W_F16, W_BF16 };
+#define BF16_DOT 0
+#include "kernels/x86_bf16.h"
+
+enum wtype { W_F32, W_F16 };
 
 #define LANES 16
 #define TILE_R 4
@@ -64,15 +67,6 @@ INLINE __m512 round_act(__m512 x, int wt)
 {
     if (wt == W_F16)
         return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    if (wt == W_BF16) {
-        __m512i u = _mm512_castps_si512(x);
-        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                _mm512_set1_epi32(0x7f800000));
-        r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000)); /* NaN: quiet, truncated */
-        return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)));
-    }
     return x;
 }
 
@@ -98,9 +92,7 @@ INLINE __m512 load_w(const unsigned char *row, size_t k, int wt)
     if (wt == W_F32)
         return _mm512_loadu_ps((const float *)(const void *)row + k);
     __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * k));
-    if (wt == W_F16)
-        return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
 }
 
 /* The same for the lanes of m only (zeros elsewhere; nothing read there). */
@@ -109,9 +101,7 @@ INLINE __m512 load_w_mask(const unsigned char *row, size_t k, __mmask16 m, int w
     if (wt == W_F32)
         return _mm512_maskz_loadu_ps(m, (const float *)(const void *)row + k);
     __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * k);
-    if (wt == W_F16)
-        return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
 }
 
 /* The reference fold: lane i += lane i + 8, then + 4, + 2, + 1. */
@@ -228,7 +218,6 @@ INLINE void gemm_rows(const void *w, size_t row_bytes, size_t n_in, size_t r0, s
 
 FLOAT_KERNEL(k_f32, W_F32)
 FLOAT_KERNEL(k_f16, W_F16)
-FLOAT_KERNEL(k_bf16, W_BF16)
 
 void cit_kernels_avx512_f(const struct cit_kernel *tab[CIT_TYPE_COUNT])
 {

@@ -55,7 +55,17 @@ static bool has_amx_int8(void)
     return false;
 #endif
 }
+
+/* AVX512_BF16 is CPUID.7.1:EAX bit 5; the OS saving the zmm state is
+ * covered by the AVX-512 test it is used with. */
+static bool has_avx512_bf16(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
 #endif
+
+static bool bf16_dot;
 
 static enum cit_isa detect(void)
 {
@@ -161,11 +171,14 @@ static void build(void)
         [CIT_ISA_AVX512_VNNI] = {cit_kernels_avx512vnni_q, cit_kernels_avx512vnni_k, NULL},
         [CIT_ISA_AMX] = {cit_kernels_amx_q, cit_kernels_amx_k, NULL},
     };
+    bf16_dot = has_avx512_bf16();
     for (int isa = 1; isa < CIT_ISA_COUNT; isa++) {
         memcpy(tables[isa], tables[isa - 1], sizeof tables[isa]);
         for (int i = 0; i < 3; i++)
             if (regs[isa][i])
                 regs[isa][i](tables[isa]);
+        if (isa == CIT_ISA_AVX512_VNNI && bf16_dot)
+            cit_kernels_avx512bf16_f(tables[isa]);
     }
 #else
     for (int isa = 1; isa < CIT_ISA_COUNT; isa++)
@@ -241,6 +254,12 @@ bool cit_kernel_same_act(const struct cit_kernel *a, const struct cit_kernel *b,
     if (a->layout || b->layout)
         return a->layout == b->layout;
     return a->pack == b->pack && a->act_bytes == b->act_bytes;
+}
+
+bool cit_bf16_dot_active(void)
+{
+    pthread_once(&once, build);
+    return bf16_dot && active >= CIT_ISA_AVX512_VNNI;
 }
 
 const struct cit_kernel *cit_kernel_get(uint32_t type)

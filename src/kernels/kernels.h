@@ -11,9 +11,12 @@
  *     K-quants) is exact whatever order it is summed in; the float work is
  *     done per block, in block order, with the reference's exact sequence of
  *     float operations (see cit_ref_vec_dot_* in tensor/quants*.c);
- *   - F32/F16/BF16: 16 float lanes, element k accumulates into lane k % 16
+ *   - F32/F16: 16 float lanes, element k accumulates into lane k % 16
  *     with one fused multiply-add in k order, then a fixed halving tree
- *     (lane i += lane i+8, +4, +2, +1) gives the sum (tensor/fp16.c).
+ *     (lane i += lane i+8, +4, +2, +1) gives the sum (tensor/fp16.c);
+ *   - BF16: the bf16 dot-product instruction's order (vdpbf16ps: steps of
+ *     32, lane j taking element 2j + 1 then 2j, subnormals flushed), which
+ *     the tiers without it follow with f32 FMAs (cit_ref_vec_dot_bf16).
  * So a sequence's logits are bit-identical alone or in a batch of any size,
  * under any thread count and on every ISA of the same machine, and the test
  * of a SIMD kernel is an exact comparison with the reference
@@ -107,6 +110,7 @@ void cit_kernels_avx512_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512vnni_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512vnni_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
+void cit_kernels_avx512bf16_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]); /* BF16 by vdpbf16ps; VNNI tier, if present */
 void cit_kernels_amx_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]); /* batches only; keeps the tier below for decode */
 void cit_kernels_amx_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]); /* the same for Q4_K, Q5_K, Q6_K */
 #endif
@@ -123,6 +127,12 @@ const char *cit_isa_name(enum cit_isa isa);
  * cit_kernel_get uses the active tier. */
 const struct cit_kernel *cit_kernel_for_isa(uint32_t type, enum cit_isa isa);
 const struct cit_kernel *cit_kernel_get(uint32_t type);
+
+/* Whether the active tier takes BF16 weights with vdpbf16ps
+ * (avx512bf16_f.c): the tiers from avx512vnni up do where the CPU has
+ * AVX512_BF16 (CPUID.7.1:EAX bit 5). citadel bench then measures BF16
+ * prompts against that instruction's peak. */
+bool cit_bf16_dot_active(void);
 
 /* Software prefetch distances of the file-layout (row) decode kernels: Q4_0
  * and Q8_0 of the AVX-512 tiers in bytes ahead within each weight row, Q4_K

@@ -84,6 +84,9 @@ void cit_probe_kernels_scalar(struct cit_probe_kernels *k)
     k->tile = NULL;
     k->tile_ops_per_iter = 0;
     k->tile_insn = NULL;
+    k->bf16 = NULL;
+    k->bf16_ops_per_iter = 0;
+    k->bf16_insn = NULL;
 }
 
 static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
@@ -97,6 +100,8 @@ static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
     case CIT_ISA_AMX: cit_probe_kernels_amx(k); break;
     default: break;
     }
+    if (cit_bf16_dot_active())
+        cit_probe_kernels_avx512bf16(k);
 #else
     (void)isa;
 #endif
@@ -104,7 +109,7 @@ static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
 
 /* ---- thread harness ---- */
 
-enum job_kind { JOB_TOUCH, JOB_READ, JOB_FMA, JOB_DOT, JOB_TILE };
+enum job_kind { JOB_TOUCH, JOB_READ, JOB_FMA, JOB_DOT, JOB_TILE, JOB_BF16 };
 
 /* Threads wait at the gate until every one has been started, so they
  * begin together (go = 1), or leave without working (go = -1) when one of
@@ -133,6 +138,7 @@ static void run_job(struct job *j)
     case JOB_FMA: j->k->fma(j->iters); break;
     case JOB_DOT: j->k->dot(j->iters); break;
     case JOB_TILE: j->k->tile(j->iters); break;
+    case JOB_BF16: j->k->bf16(j->iters); break;
     }
 }
 
@@ -347,6 +353,11 @@ enum cit_status cit_probe_run(const struct cit_probe_params *p, struct cit_probe
         (st = probe_compute(&k, jobs, n, JOB_TILE, k.tile_ops_per_iter, passes, &r, err, errlen)) == CIT_OK) {
         out->tile_gops = r / 1e9;
         out->tile_insn = k.tile_insn;
+    }
+    if (st == CIT_OK && k.bf16 &&
+        (st = probe_compute(&k, jobs, n, JOB_BF16, k.bf16_ops_per_iter, passes, &r, err, errlen)) == CIT_OK) {
+        out->bf16_gflops = r / 1e9;
+        out->bf16_insn = k.bf16_insn;
     }
     out->dot_insn = k.dot_insn;
     out->fma_insn = k.fma_insn;

@@ -41,10 +41,14 @@ struct cit_probe_result {
     const char *fma_insn;  /* e.g. "vfmadd231ps zmm" */
     double tile_gops;      /* int8 multiply-adds x 2 on a matrix unit (AMX), 1e9/s; 0 without one */
     const char *tile_insn; /* e.g. "tdpbssd (AMX tiles)"; NULL without one */
+    double bf16_gflops;    /* bf16 multiply-adds x 2 where the BF16 kernel has a dot instruction
+                            * (cit_bf16_dot_active), 1e9/s; 0 elsewhere */
+    const char *bf16_insn; /* e.g. "vdpbf16ps zmm"; NULL where there is none */
 };
 
 /* Runs the probes (a few seconds with the default buffer): read, dot, FMA,
- * and tile where the active tier has a matrix unit. Errors:
+ * tile where the active tier has a matrix unit, and bf16 where its BF16
+ * kernel has a dot instruction. Errors:
  * CIT_ERR_RANGE (n_threads above CIT_PROBE_MAX_THREADS, read_bytes below
  * CIT_PROBE_MIN_READ_BYTES), CIT_ERR_NOMEM (no buffer of even the minimum
  * size), CIT_ERR_IO (a thread could not be started). */
@@ -74,8 +78,9 @@ struct cit_probe_kernels {
     void (*fma)(uint64_t iters);
     void (*dot)(uint64_t iters);
     void (*tile)(uint64_t iters); /* NULL on tiers without a matrix unit */
-    double fma_ops_per_iter, dot_ops_per_iter, tile_ops_per_iter;
-    const char *read_insn, *fma_insn, *dot_insn, *tile_insn;
+    void (*bf16)(uint64_t iters); /* NULL where BF16 weights have no dot instruction */
+    double fma_ops_per_iter, dot_ops_per_iter, tile_ops_per_iter, bf16_ops_per_iter;
+    const char *read_insn, *fma_insn, *dot_insn, *tile_insn, *bf16_insn;
 };
 
 void cit_probe_kernels_scalar(struct cit_probe_kernels *k);
@@ -84,6 +89,7 @@ void cit_probe_kernels_avx2(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx512(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx512vnni(struct cit_probe_kernels *k); /* fills dot only, over avx512's */
 void cit_probe_kernels_amx(struct cit_probe_kernels *k);        /* adds tile, over avx512vnni's */
+void cit_probe_kernels_avx512bf16(struct cit_probe_kernels *k); /* adds bf16 (cit_bf16_dot_active) */
 #endif
 
 #endif

@@ -59,6 +59,7 @@ enum cit_status cit_roofline_of_model(const struct cit_model *m, struct cit_roof
     out->n_layer = info->n_layer;
     out->n_embd = info->n_embd;
     out->quantized = tt && tt->is_quantized;
+    out->bf16 = info->weight_type == CIT_TYPE_BF16;
     return CIT_OK;
 }
 

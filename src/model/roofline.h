@@ -25,6 +25,8 @@ struct cit_roofline {
     uint64_t output_params;       /* elements of the output matrix: n_vocab x n_embd */
     uint32_t n_layer, n_embd;
     bool quantized;               /* the model's main weight type is block-quantized (int8 dot peak applies) */
+    bool bf16;                    /* the model's main weight type is BF16 (the bf16 dot peak applies where
+                                   * the kernels use one: cit_bf16_dot_active) */
 };
 
 /* Fills *out from the model's tensor table and context layout. Errors:

@@ -6,8 +6,10 @@
  * (as the F16C instruction does), keeping subnormals, overflowing to inf,
  * and turning NaN into a quiet NaN with the payload's top bits; fp32 -> bf16
  * rounds to nearest even and quiets NaN. Dot products accumulate in 16 float
- * lanes in a fixed order that SIMD kernels reproduce bit for bit. */
+ * lanes in a fixed order that SIMD kernels reproduce bit for bit (BF16's is
+ * the order of the bf16 dot-product instruction: see cit_ref_vec_dot_bf16). */
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -95,7 +97,8 @@ void cit_ref_f32_from_float(const float *src, void *dst, int64_t n)
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-/* The float dot products' fixed order (kernels/kernels.h): element k
+/* The F32 and F16 dot products' fixed order (kernels/kernels.h; BF16's is
+ * below, with its kernel): element k
  * accumulates into lane k % 16 with one fused multiply-add, in k order, then
  * lanes fold by halves (i += i+8, i += i+4, i += i+2, i += i+1). SIMD kernels
  * of any width reproduce it exactly; the scalar code is its statement. */
@@ -177,12 +180,36 @@ void cit_ref_bf16_from_float(const float *src, void *dst, int64_t n)
         store_u16(p + 2 * i, cit_fp32_to_bf16(src[i]));
 }
 
+/* BF16 dot products follow the dot-product instruction (vdpbf16ps), so a
+ * tier that has it uses it as is and the others reproduce it: the row in
+ * steps of 32 elements (the last one padded with zeros), lane j of a step
+ * taking element 2j + 1 and then 2j, each with one fused multiply-add
+ * rounded to nearest even (the product of two bf16 values is exact in f32);
+ * subnormal inputs count as zero of their sign and subnormal results are
+ * flushed to zero of theirs, in the fold by halves too. */
+static float flush_tiny(float v)
+{
+    return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v; /* NaN passes */
+}
+
+static float bf16_in(const unsigned char *p, int64_t i, int64_t n)
+{
+    if (i >= n)
+        return 0.0f;
+    uint16_t h = load_u16(p + 2 * i);
+    return (h & 0x7f80u) == 0 ? ((h & 0x8000u) ? -0.0f : 0.0f) : cit_bf16_to_fp32(h);
+}
+
 void cit_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y)
 {
     const unsigned char *xb = x, *yb = y;
     float acc[DOT_LANES] = {0};
-    for (int64_t i = 0; i < n; i++)
-        acc[i % DOT_LANES] =
-            fmaf(cit_bf16_to_fp32(load_u16(xb + 2 * i)), cit_bf16_to_fp32(load_u16(yb + 2 * i)), acc[i % DOT_LANES]);
-    *s = fold_lanes(acc);
+    for (int64_t i0 = 0; i0 < n; i0 += 2 * DOT_LANES)
+        for (int j = 0; j < DOT_LANES; j++)
+            for (int64_t i = i0 + 2 * j + 1; i >= i0 + 2 * j; i--)
+                acc[j] = flush_tiny(fmaf(bf16_in(xb, i, n), bf16_in(yb, i, n), acc[j]));
+    for (int h = DOT_LANES / 2; h >= 1; h /= 2)
+        for (int i = 0; i < h; i++)
+            acc[i] = flush_tiny(acc[i] + acc[i + h]);
+    *s = acc[0];
 }

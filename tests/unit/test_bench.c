@@ -403,6 +403,7 @@ static void test_roofline_stories260k(void **state)
     assert_int_equal(rl.n_layer, 5);
     assert_int_equal(rl.n_embd, 64);
     assert_false(rl.quantized);
+    assert_false(rl.bf16); /* F32 */
     /* tg8 from an empty cache: tokens attend 1..8 positions, 4.5 on average. */
     assert_true(cit_roofline_gen_bytes_per_token(&rl, 8, 0) == 1040384.0 + 1280.0 * 4.5);
     /* one token after 100 positions: 101 positions read. */
@@ -413,6 +414,55 @@ static void test_roofline_stories260k(void **state)
     /* pp1: attention over the single position: 4 x 64 x 5 = 1280. */
     assert_true(cit_roofline_prompt_ops(&rl, 1) == 2.0 * 226560 + 2.0 * 32768 + 1280.0);
     cit_model_free(m);
+}
+
+/* A BF16 model (micro-llama-f32 through `citadel quantize ... BF16`): its
+ * prompt rows are measured against the bf16 dot-product peak exactly where
+ * the kernels use that instruction (cit_bf16_dot_active), probed only there,
+ * and against f32 FMA elsewhere. */
+static void test_bf16_limit(void **state)
+{
+    (void)state;
+    char out[1024], args[2048];
+    snprintf(out, sizeof out, "%s/micro-bf16.gguf", test_tmpdir());
+    snprintf(args, sizeof args, "quantize %s '%s' BF16 -q", test_shared_quoted("models/micro-llama-f32.gguf"), out);
+    assert_int_equal(test_cli_check(args, 0, ""), 0);
+    struct cit_model *m = NULL;
+    char err[512];
+    assert_int_equal(cit_model_load(out, &m, err, sizeof err), CIT_OK);
+    struct cit_roofline rl;
+    assert_int_equal(cit_roofline_of_model(m, &rl, err, sizeof err), CIT_OK);
+    assert_true(rl.bf16);
+    assert_false(rl.quantized);
+    cit_model_free(m);
+
+    snprintf(args, sizeof args, "bench -m '%s' -p 8 -n 0 -t 1 -r 1 --probe-mib 8 -o json", out);
+    struct test_cli r = test_cli_run(args);
+    assert_int_equal(r.status, 0);
+    json_t *j = parse_json(r.out);
+    json_t *p = json_array_get(json_object_get(json_object_get(j, "machine"), "probes"), 0);
+    const bool dot = cit_bf16_dot_active();
+    assert_int_equal(json_object_get(p, "bf16_gflops") != NULL, dot);
+    if (dot) {
+        assert_true(num(p, "bf16_gflops") > 0);
+        assert_non_null(strstr(str(p, "bf16_insn"), "vdpbf16ps"));
+    }
+    json_t *rows = json_object_get(j, "rows");
+    int seen_pp = 0;
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        json_t *row = json_array_get(rows, i);
+        const char *kind = json_string_value(json_object_get(row, "kind")); /* none on the ttft row */
+        if (!kind || strcmp(kind, "pp"))
+            continue;
+        seen_pp++;
+        assert_string_equal(str(row, "limit"), dot ? "bf16_dot" : "f32_fma");
+        double peak = dot ? num(p, "bf16_gflops") : num(p, "fma_gflops");
+        double f = num(row, "avg_ts") * num(row, "ops_per_token") / (peak * 1e9);
+        assert_true(fabs(f - num(row, "limit_fraction")) <= 1e-9 * f);
+    }
+    assert_int_equal(seen_pp, 1);
+    json_decref(j);
+    test_cli_free(&r);
 }
 
 /* micro-llama-Q4_0: dim 256, 2 layers, 4 heads of 64, 2 KV heads, FFN 768,
@@ -494,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_calibrate),
         cmocka_unit_test(test_roofline_stories260k),
         cmocka_unit_test(test_roofline_micro_q4_0),
+        cmocka_unit_test(test_bf16_limit),
         cmocka_unit_test(test_probe_bad_params),
         cmocka_unit_test(test_bw_probe),
     };

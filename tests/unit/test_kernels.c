@@ -64,6 +64,35 @@ static void random_codes(uint32_t type, unsigned char *row, size_t n_blocks)
     }
 }
 
+/* BF16 weights of every magnitude, random signs and mantissas, by the
+ * row's class: 0, exponents from subnormal (0) to about 2^13; 1, subnormal
+ * or barely normal (exponent field 0-4); 2, about 2^-60 (field 64-70). With
+ * tiny_activations' tokens, products and lane sums fall on both sides of
+ * the smallest normal: the reference reads subnormal inputs as zero and
+ * flushes subnormal results, the fold's included (the bf16 dot-product
+ * instruction's arithmetic), and every tier must match it. */
+static void random_bf16_tiny(unsigned char *row, size_t n, int cls)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = test_rng_next();
+        unsigned e = cls == 1 ? (unsigned)((r >> 8) % 5)
+                     : cls == 2 ? 64 + (unsigned)((r >> 8) % 7)
+                                : (unsigned)(r % 3 == 0 ? (r >> 8) % 67 : 100 + (r >> 8) % 40);
+        uint16_t h = (uint16_t)(((r >> 20) & 1) << 15 | e << 7 | ((r >> 24) & 0x7f));
+        memcpy(row + 2 * i, &h, 2);
+    }
+}
+
+/* A token's activations for random_bf16_tiny's rows, by its class: 0, some
+ * scaled to about 1e-20, 1e-38 or 1e-40 (subnormal); 1, all scaled by 1e6
+ * (subnormal weights times these are normal); 2, all by 1e-20. */
+static void tiny_activations(float *x, size_t n, int cls)
+{
+    static const float scale[5] = {1.0f, 1e-20f, 1e-38f, 1e-40f, 1.0f};
+    for (size_t i = 0; i < n; i++)
+        x[i] *= cls == 1 ? 1e6f : cls == 2 ? 1e-20f : scale[test_rng_next() % 5];
+}
+
 static void random_activations(float *x, size_t n_in, size_t n_tokens)
 {
     for (size_t t = 0; t < n_tokens; t++) {
@@ -110,6 +139,8 @@ static void check_shape_layout(uint32_t type, struct shape s, bool raw, bool r16
     for (size_t r = 0; r < s.n_out; r++) {
         if (raw && tr->is_quantized) {
             random_codes(type, w + r * row_bytes, s.n_in / tr->block_size);
+        } else if (raw && type == CIT_TYPE_BF16) {
+            random_bf16_tiny(w + r * row_bytes, s.n_in, (int)(r % 3));
         } else {
             float scale = (float)(0.01 + test_rng_unif());
             for (size_t i = 0; i < s.n_in; i++)
@@ -135,6 +166,9 @@ static void check_shape_layout(uint32_t type, struct shape s, bool raw, bool r16
         free(back);
     }
     random_activations(x, s.n_in, s.n_tokens);
+    if (raw && type == CIT_TYPE_BF16)
+        for (size_t t = 0; t < s.n_tokens; t++)
+            tiny_activations(x + t * s.n_in, s.n_in, (int)(t % 3));
     for (size_t t = 0; t < s.n_tokens; t++)
         vt->from_float(x + t * s.n_in, ref_act + t * act_row, (int64_t)s.n_in);
     for (size_t t = 0; t < s.n_tokens; t++)
@@ -178,7 +212,8 @@ static void check_shape_layout(uint32_t type, struct shape s, bool raw, bool r16
                     fail_msg("%s%s on %s: n_in %zu n_out %zu n_tokens %zu%s: y[token %zu][row %zu] = %.9g, "
                              "reference %.9g",
                              tr->name, r16 ? " (R16)" : "", cit_isa_name((enum cit_isa)isa), s.n_in, s.n_out,
-                             s.n_tokens, raw ? " (random codes)" : "", t, r, (double)a, (double)b);
+                             s.n_tokens, !raw ? "" : type == CIT_TYPE_BF16 ? " (tiny values)" : " (random codes)", t, r,
+                             (double)a, (double)b);
                 }
             }
         }
@@ -277,7 +312,7 @@ static void test_every_kernel_matches_reference(void **state)
                         continue;
                     struct shape s = {ins[a], outs[b], toks[c]};
                     check_shape(type, s, false);
-                    if (tr->is_quantized)
+                    if (tr->is_quantized || type == CIT_TYPE_BF16)
                         check_shape(type, s, true);
                 }
     }
@@ -294,7 +329,8 @@ static void test_large_batch_matches_reference(void **state)
         check_shape(type, (struct shape){n_in, 70, 131}, false);
         /* past every tier's switch to its batch path (the amx tier's is up to 96 tokens),
          * with a ragged last token group and row block */
-        check_shape(type, (struct shape){n_in * 3, 33, 100}, cit_type_traits(type)->is_quantized);
+        check_shape(type, (struct shape){n_in * 3, 33, 100},
+                    cit_type_traits(type)->is_quantized || type == CIT_TYPE_BF16);
     }
 }
 
@@ -395,8 +431,24 @@ static void test_dispatch(void **state)
     assert_null(cit_kernel_for_isa(CIT_TYPE_Q4_1, d));               /* known but not computed */
     assert_null(cit_kernel_for_isa(999, d));
     assert_true(cit_cpu_physical_cores() >= 1);
-    fprintf(stderr, "kernels: detected %s, active %s, %u physical cores\n", cit_isa_name(d),
-            cit_isa_name(cit_isa_active()), cit_cpu_physical_cores());
+    /* BF16 takes vdpbf16ps from the VNNI tier up exactly where the CPU has
+     * AVX512_BF16 (the compiler's own CPUID reading agrees); the tiers
+     * below keep the FMA form of the same arithmetic. */
+    bool bf16_cpu = false;
+#if defined(__x86_64__) && !defined(CITADEL_NO_SIMD)
+    __builtin_cpu_init();
+    bf16_cpu = __builtin_cpu_supports("avx512bf16");
+#endif
+    const bool dot = d >= CIT_ISA_AVX512_VNNI && bf16_cpu;
+    assert_int_equal(cit_bf16_dot_active(), dot && cit_isa_active() >= CIT_ISA_AVX512_VNNI);
+    for (int isa = 0; isa <= (int)d; isa++) {
+        bool uses = cit_kernel_for_isa(CIT_TYPE_BF16, (enum cit_isa)isa) !=
+                    cit_kernel_for_isa(CIT_TYPE_BF16, isa >= CIT_ISA_AVX512 ? CIT_ISA_AVX512 : (enum cit_isa)isa);
+        assert_int_equal(uses, dot && isa >= CIT_ISA_AVX512_VNNI);
+    }
+    fprintf(stderr, "kernels: detected %s, active %s, %u physical cores; BF16 by %s\n", cit_isa_name(d),
+            cit_isa_name(cit_isa_active()), cit_cpu_physical_cores(),
+            cit_bf16_dot_active() ? "vdpbf16ps" : "f32 FMAs");
 }
 
 static void test_cache_size_parse(void **state)

@@ -24,6 +24,7 @@
 #include "base/threadpool.h"
 #include "citadel/gguf.h"
 #include "citadel/model.h"
+#include "citadel/quantize.h"
 #include "citadel/tensor.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
@@ -258,44 +259,72 @@ static const char *const invariance_models[] = {"models/stories260K.gguf", "mode
                                                 "models/micro-qwen2-Q8_0.gguf", "models/micro-llama-F16.gguf"};
 
 /* Three sequences interleaved in one batch == each decoded alone, bit for bit. */
+static void batch_invariance_of(struct cit_model *m, const char *name)
+{
+    uint32_t n_vocab = cit_model_info(m)->n_vocab;
+    struct cit_context *c = new_ctx(m, 64, 3, 32, 2);
+    struct cit_batch_item items[32];
+    size_t n = 0, at[3] = {0, 0, 0};
+    /* Round robin over the sequences, in the order 2, 0, 1. */
+    for (bool more = true; more;) {
+        more = false;
+        for (int k = 0; k < 3; k++) {
+            int s = (k + 2) % 3;
+            if (at[s] < prompt_len[s]) {
+                items[n++] = (struct cit_batch_item){prompts[s][at[s]], (int32_t)at[s], s, true};
+                at[s]++;
+                more = true;
+            }
+        }
+    }
+    decode_ok(c, items, n);
+    for (int s = 0; s < 3; s++) {
+        float *ref = alone(m, s, true, 1);
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].seq != s)
+                continue;
+            const float *got = cit_logits(c, i);
+            assert_non_null(got);
+            if (memcmp(got, ref + (size_t)items[i].pos * n_vocab, n_vocab * sizeof(float)) != 0)
+                fail_msg("%s: seq %d pos %d differs in a mixed batch", name, s, items[i].pos);
+        }
+        assert_int_equal(cit_kv_seq_len(c, s), (int32_t)prompt_len[s]);
+        free(ref);
+    }
+    cit_context_free(c);
+}
+
 static void test_batch_invariance(void **state)
 {
     (void)state;
     for (size_t mi = 0; mi < sizeof invariance_models / sizeof invariance_models[0]; mi++) {
         struct cit_model *m = load(invariance_models[mi]);
-        uint32_t n_vocab = cit_model_info(m)->n_vocab;
-        struct cit_context *c = new_ctx(m, 64, 3, 32, 2);
-        struct cit_batch_item items[32];
-        size_t n = 0, at[3] = {0, 0, 0};
-        /* Round robin over the sequences, in the order 2, 0, 1. */
-        for (bool more = true; more;) {
-            more = false;
-            for (int k = 0; k < 3; k++) {
-                int s = (k + 2) % 3;
-                if (at[s] < prompt_len[s]) {
-                    items[n++] = (struct cit_batch_item){prompts[s][at[s]], (int32_t)at[s], s, true};
-                    at[s]++;
-                    more = true;
-                }
-            }
-        }
-        decode_ok(c, items, n);
-        for (int s = 0; s < 3; s++) {
-            float *ref = alone(m, s, true, 1);
-            for (size_t i = 0; i < n; i++) {
-                if (items[i].seq != s)
-                    continue;
-                const float *got = cit_logits(c, i);
-                assert_non_null(got);
-                if (memcmp(got, ref + (size_t)items[i].pos * n_vocab, n_vocab * sizeof(float)) != 0)
-                    fail_msg("%s: seq %d pos %d differs in a mixed batch", invariance_models[mi], s, items[i].pos);
-            }
-            assert_int_equal(cit_kv_seq_len(c, s), (int32_t)prompt_len[s]);
-            free(ref);
-        }
-        cit_context_free(c);
+        batch_invariance_of(m, invariance_models[mi]);
         cit_model_free(m);
     }
+}
+
+/* The same for BF16 weights (micro-llama-f32 quantized to BF16 here; no
+ * shared file has them), whose kernels follow the bf16 dot-product
+ * instruction's order on every tier. */
+static void test_batch_invariance_bf16(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/citadel-test-model-XXXXXX", path[64], err[512] = "";
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/bf16.gguf", dir);
+    struct cit_quantize_params qp = {.ftype = CIT_FTYPE_BF16, .n_threads = 1};
+    struct cit_quantize_stats qs;
+    if (cit_quantize_file(test_shared_path("models/micro-llama-f32.gguf"), path, &qp, &qs, err, sizeof err) != CIT_OK)
+        fail_msg("quantize to BF16: %s", err);
+    struct cit_model *m = NULL;
+    if (cit_model_load(path, &m, err, sizeof err) != CIT_OK)
+        fail_msg("%s: %s", path, err);
+    assert_int_equal(cit_model_info(m)->weight_type, CIT_TYPE_BF16);
+    batch_invariance_of(m, "micro-llama BF16");
+    cit_model_free(m);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* A batch of 104 tokens (8 sequences x 13, interleaved), past the size at
@@ -1133,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_decode_validation),
         cmocka_unit_test(test_logits_selection),
         cmocka_unit_test(test_batch_invariance),
+        cmocka_unit_test(test_batch_invariance_bf16),
         cmocka_unit_test(test_batch_invariance_large),
         cmocka_unit_test(test_prefill_vs_tokenwise),
         cmocka_unit_test(test_thread_counts),
