@@ -9,7 +9,6 @@
  * lanes in a fixed order that SIMD kernels reproduce bit for bit (BF16's is
  * the order of the bf16 dot-product instruction: see cit_ref_vec_dot_bf16). */
 #include <assert.h>
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -185,11 +184,26 @@ void cit_ref_bf16_from_float(const float *src, void *dst, int64_t n)
  * steps of 32 elements (the last one padded with zeros), lane j of a step
  * taking element 2j + 1 and then 2j, each with one fused multiply-add
  * rounded to nearest even (the product of two bf16 values is exact in f32);
- * subnormal inputs count as zero of their sign and subnormal results are
- * flushed to zero of theirs, in the fold by halves too. */
-static float flush_tiny(float v)
+ * subnormal inputs count as zero of their sign and tiny results are flushed
+ * to zero of theirs, in the fold by halves too (fma_ftz). */
+
+/* a * b + c rounded to nearest even, flushed to zero (of the result's sign)
+ * when tiny as x86 decides it with flush-to-zero set: the exact result
+ * rounded to 24 bits with an unbounded exponent is below FLT_MIN. That is
+ * not the same as the default result being subnormal: a value just under
+ * FLT_MIN that rounds up to it on the subnormal grid can still be tiny
+ * (tests/unit/test_kernels.c, test_bf16_tininess). Near FLT_MIN both
+ * operands of the sum are below 2^-80 (a larger one would leave the sum a
+ * multiple of at least 2^-104, so 0 or far above FLT_MIN), and the smaller
+ * factor below 2^-40, so scaling c and that factor by 2^64 is exact and
+ * puts the rounding in the normal range. */
+static float fma_ftz(float a, float b, float c)
 {
-    return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v; /* NaN passes */
+    float r = fmaf(a, b, c);
+    if (!(fabsf(r) < 0x1p-125f))
+        return r; /* far from the threshold, or NaN */
+    float w = fabsf(a) < fabsf(b) ? fmaf(a * 0x1p64f, b, c * 0x1p64f) : fmaf(a, b * 0x1p64f, c * 0x1p64f);
+    return fabsf(w) < 0x1p-62f ? copysignf(0.0f, w) : r;
 }
 
 static float bf16_in(const unsigned char *p, int64_t i, int64_t n)
@@ -207,9 +221,9 @@ void cit_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y)
     for (int64_t i0 = 0; i0 < n; i0 += 2 * DOT_LANES)
         for (int j = 0; j < DOT_LANES; j++)
             for (int64_t i = i0 + 2 * j + 1; i >= i0 + 2 * j; i--)
-                acc[j] = flush_tiny(fmaf(bf16_in(xb, i, n), bf16_in(yb, i, n), acc[j]));
+                acc[j] = fma_ftz(bf16_in(xb, i, n), bf16_in(yb, i, n), acc[j]);
     for (int h = DOT_LANES / 2; h >= 1; h /= 2)
         for (int i = 0; i < h; i++)
-            acc[i] = flush_tiny(acc[i] + acc[i + h]);
+            acc[i] = fma_ftz(acc[i], 1.0f, acc[i + h]);
     *s = acc[0];
 }

@@ -419,6 +419,54 @@ static void test_shared_activations(void **state)
     free(got);
 }
 
+/* The flush of a tiny BF16 result, worked by hand from the bf16 dot-product
+ * instruction's definition (x86 decides tininess on the result rounded to 24
+ * bits with an unbounded exponent): one row of 64, weights x and tokens'
+ * activations y zero but for
+ *   lane 0: x1 y1 = 2^-63 2^-63 = FLT_MIN, then x0 y0 = 1.25 2^-75 x -2^-76:
+ *           FLT_MIN - 1.25 2^-151, which rounds to FLT_MIN on the subnormal
+ *           grid but to FLT_MIN - 2^-150 in 24 bits: tiny, so 0;
+ *   lane 1: x3 y3 = FLT_MIN, then x2 y2 = 1.25 2^-75 x -2^-77: FLT_MIN -
+ *           1.25 2^-153, which rounds to FLT_MIN in 24 bits: kept;
+ * so the dot is FLT_MIN (a flush on the subnormal grid alone would give
+ * 2 FLT_MIN). On AVX512_BF16 hardware that is the instruction's own answer. */
+static void test_bf16_tininess(void **state)
+{
+    (void)state;
+    enum { N = 64, T = 3 };
+    const float xs[4] = {0x1.4p-75f, 0x1p-63f, 0x1.4p-75f, 0x1p-63f}, ys[4] = {-0x1p-76f, 0x1p-63f, -0x1p-77f, 0x1p-63f};
+    unsigned char w[2 * N] = {0}, ya[2 * N] = {0};
+    float x[T * N] = {0}, got[T];
+    for (int i = 0; i < 4; i++) {
+        uint16_t h = cit_fp32_to_bf16(xs[i]);
+        memcpy(w + 2 * i, &h, 2);
+        for (int t = 0; t < T; t++)
+            x[t * N + i] = ys[i];
+    }
+    const struct cit_type_traits *tr = cit_type_traits(CIT_TYPE_BF16);
+    tr->from_float(x, ya, N);
+    float want;
+    tr->vec_dot(N, &want, w, ya);
+    if (want != 0x1p-126f)
+        fail_msg("reference: %a, by hand 0x1p-126", (double)want);
+    for (int isa = 0; isa <= (int)cit_isa_detected(); isa++) {
+        const struct cit_kernel *k = cit_kernel_for_isa(CIT_TYPE_BF16, (enum cit_isa)isa);
+        uint64_t bytes = 0;
+        assert_true(k->act_bytes(N, T, &bytes));
+        unsigned char *act = malloc(bytes);
+        assert_non_null(act);
+        for (size_t n = 1; n <= T; n += T - 1) { /* the decode and the batch paths */
+            k->pack(x, N, n, 0, n, act);
+            k->gemm(w, 2 * N, N, 0, 1, act, n, got, 1);
+            for (size_t t = 0; t < n; t++)
+                if (got[t] != 0x1p-126f)
+                    fail_msg("BF16 on %s, %zu tokens: token %zu gives %a, by hand 0x1p-126",
+                             cit_isa_name((enum cit_isa)isa), n, t, (double)got[t]);
+        }
+        free(act);
+    }
+}
+
 static void test_dispatch(void **state)
 {
     (void)state;
@@ -659,6 +707,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_bf16_tininess),
         cmocka_unit_test(test_cache_size_parse),
         cmocka_unit_test(test_llc_bytes),
         cmocka_unit_test(test_row_prefetch_by_vendor),
