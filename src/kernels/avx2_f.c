@@ -220,8 +220,8 @@ FLOAT_KERNEL(k_f16, W_F16)
  * The reference order (tensor/fp16.c, cit_ref_vec_dot_bf16) is the bf16
  * dot-product instruction's: 32 elements a step, lane j taking element
  * 2j + 1 then 2j, each by an FMA rounded to nearest even, with subnormal
- * inputs read as zero and subnormal results flushed to zero (the fold
- * included). Here lanes 0-7 take the step's first 32 bytes and 8-15 the
+ * inputs read as zero and tiny results flushed to zero (x86's rule: fma_ftz
+ * in tensor/fp16.c; the fold included). Here lanes 0-7 take the step's first 32 bytes and 8-15 the
  * next; a word's upper half (masked) is its odd element, the lower half
  * (shifted up) its even one, both exact in f32, so each FMA rounds once as
  * the instruction does; and MXCSR's flush-to-zero and denormals-are-zero

@@ -4,8 +4,8 @@
  * The reference order (tensor/fp16.c, cit_ref_vec_dot_bf16) is the bf16
  * dot-product instruction's: 32 elements a step, lane j taking element
  * 2j + 1 then 2j by fused multiply-adds rounded to nearest even, subnormal
- * inputs read as zero, subnormal results flushed to zero, and the fold by
- * halves flushed the same way. With BF16_DOT each step is one vdpbf16ps per
+ * inputs read as zero, tiny results flushed to zero (x86's rule: fma_ftz in
+ * tensor/fp16.c), and the fold by halves flushed the same way. With BF16_DOT each step is one vdpbf16ps per
  * (row, token); without it, two f32 FMAs, the odd elements (a word's upper
  * half, masked) then the even ones (the lower half, shifted up). Both run
  * with MXCSR's flush-to-zero and denormals-are-zero bits set (restored on
