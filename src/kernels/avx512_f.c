@@ -104,16 +104,6 @@ INLINE __m512 load_w_mask(const unsigned char *row, size_t k, __mmask16 m, int w
     return _mm512_cvtph_ps(h);
 }
 
-/* The reference fold: lane i += lane i + 8, then + 4, + 2, + 1. */
-INLINE float fold16(__m512 a)
-{
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    return _mm_cvtss_f32(q);
-}
-
 /* y[(t + j) * ldy + r + i] for i < R, j < T. */
 INLINE void tile(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r, const float *act, size_t stride,
                  size_t t, float *y, size_t ldy, int wt, int R, int T)
@@ -163,7 +153,7 @@ INLINE void tile(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++)
-            y[(t + (size_t)j) * ldy + r + (size_t)i] = fold16(acc[i][j]);
+            y[(t + (size_t)j) * ldy + r + (size_t)i] = zfold16(acc[i][j]); /* x86_bf16.h */
 }
 
 /* Tokens [t0, t1) of R rows from r, in tiles of TILE_T and one remainder. */

@@ -65,9 +65,10 @@ static void bf_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, siz
     }
 }
 
-/* The reference fold (lane i += lane i + 8, + 4, + 2, + 1), under the
- * caller's flush-to-zero. */
-BF_INLINE float bf_fold16(__m512 a)
+/* The reference fold of the float dots (lane i += lane i + 8, + 4, + 2,
+ * + 1); BF16's runs under bf_gemm's flush-to-zero. avx512_f.c's F32 and F16
+ * tiles use it too. */
+BF_INLINE float zfold16(__m512 a)
 {
     __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
@@ -152,7 +153,7 @@ BF_INLINE void bf_tile(const unsigned char *w, size_t row_bytes, size_t n_in, si
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++)
-            y[(t + (size_t)j) * ldy + r + (size_t)i] = bf_fold16(acc[i][j]);
+            y[(t + (size_t)j) * ldy + r + (size_t)i] = zfold16(acc[i][j]);
 }
 
 BF_INLINE void bf_token_tiles(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r, const uint16_t *act,
