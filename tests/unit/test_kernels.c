@@ -69,7 +69,7 @@ static void random_codes(uint32_t type, unsigned char *row, size_t n_blocks)
  * or barely normal (exponent field 0-4); 2, about 2^-60 (field 64-70). With
  * tiny_activations' tokens, products and lane sums fall on both sides of
  * the smallest normal: the reference reads subnormal inputs as zero and
- * flushes subnormal results, the fold's included (the bf16 dot-product
+ * flushes tiny results, the fold's included (the bf16 dot-product
  * instruction's arithmetic), and every tier must match it. */
 static void random_bf16_tiny(unsigned char *row, size_t n, int cls)
 {
