@@ -44,8 +44,13 @@ enum wtype { W_F32, W_F16 };
 #define LANES 16
 #define TILE_R 4
 #define TILE_T 6
-/* Activation bytes a token chunk aims to keep cache-resident. */
-#define CHUNK_BYTES (192u * 1024u)
+/* Activation bytes a token chunk aims to keep cache-resident: 3/4 of the
+ * L2 of the smallest AVX-512 cores (1 MiB: Skylake-SP, Zen 4 and 5), so a
+ * thread's rows pass over the weights once per chunk. On the Zen 5 VM, 2
+ * threads, pp512 against 192 KiB: TinyLlama F16 1.06-1.10x (and BF16 at
+ * 768 KiB in x86_bf16.h: Llama-2-7B 1.49-1.55x, 1024 KiB 1.39-1.41x;
+ * docs/benchmarks.md, session 20). */
+#define CHUNK_BYTES (768u * 1024u)
 
 #define INLINE static inline __attribute__((always_inline))
 

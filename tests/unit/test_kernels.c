@@ -332,6 +332,11 @@ static void test_large_batch_matches_reference(void **state)
         check_shape(type, (struct shape){n_in * 3, 33, 100},
                     cit_type_traits(type)->is_quantized || type == CIT_TYPE_BF16);
     }
+    /* rows long enough that the float kernels' token chunks (768 KiB of
+     * activations on AVX-512) end inside the batch: 24 tokens for F32 */
+    static const uint32_t floats[] = {CIT_TYPE_F32, CIT_TYPE_F16, CIT_TYPE_BF16};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+        check_shape(floats[i], (struct shape){8192 + 3, 5, 61}, floats[i] == CIT_TYPE_BF16);
 }
 
 /* Where two weight types' kernels may share packed activations
