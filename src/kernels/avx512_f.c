@@ -14,11 +14,11 @@
  * to nearest even through vcvtps2ph, which is the reference's rounding), so
  * gemm converts only weights: F16 by vcvtph2ps, exactly.
  *
- * gemm computes tiles of TILE_R rows x up to TILE_T tokens, each (row,
- * token) in its own accumulator, which reuses each loaded weight vector
- * TILE_T times and each activation vector TILE_R times; one token (decode)
- * streams TILE_R rows at once. Tokens are taken in chunks whose activations
- * stay in cache while the thread's rows pass over them. */
+ * gemm computes tiles of ZF_TILE_R rows x up to ZF_TILE_T tokens, each
+ * (row, token) in its own accumulator, which reuses each loaded weight
+ * vector ZF_TILE_T times and each activation vector ZF_TILE_R times; one
+ * token (decode) streams ZF_TILE_R rows at once. Tokens are taken in chunks
+ * whose activations stay in cache while the thread's rows pass over them. */
 /* The build compiles this file with the AVX-512 flags; should it not (an
  * older build script), the target is set here so the file still builds. */
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__)
@@ -42,15 +42,7 @@
 enum wtype { W_F32, W_F16 };
 
 #define LANES 16
-#define TILE_R 4
-#define TILE_T 6
-/* Activation bytes a token chunk aims to keep cache-resident: 3/4 of the
- * L2 of the smallest AVX-512 cores (1 MiB: Skylake-SP, Zen 4 and 5), so a
- * thread's rows pass over the weights once per chunk. On the Zen 5 VM, 2
- * threads, pp512 against 192 KiB: TinyLlama F16 1.06-1.10x (and BF16 at
- * 768 KiB in x86_bf16.h: Llama-2-7B 1.49-1.55x, 1024 KiB 1.39-1.41x;
- * docs/benchmarks.md, session 20). */
-#define CHUNK_BYTES (768u * 1024u)
+/* Tile shape and token chunk: ZF_TILE_R, ZF_TILE_T, ZF_CHUNK_BYTES (x86_bf16.h). */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -113,9 +105,9 @@ INLINE __m512 load_w_mask(const unsigned char *row, size_t k, __mmask16 m, int w
 INLINE void tile(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r, const float *act, size_t stride,
                  size_t t, float *y, size_t ldy, int wt, int R, int T)
 {
-    __m512 acc[TILE_R][TILE_T];
-    const unsigned char *wr[TILE_R];
-    const float *a[TILE_T];
+    __m512 acc[ZF_TILE_R][ZF_TILE_T];
+    const unsigned char *wr[ZF_TILE_R];
+    const float *a[ZF_TILE_T];
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
         wr[i] = w + (r + (size_t)i) * row_bytes;
@@ -128,7 +120,7 @@ INLINE void tile(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r
         a[j] = act + (t + (size_t)j) * stride;
     size_t k = 0;
     for (; k + LANES <= n_in; k += LANES) {
-        __m512 wv[TILE_R];
+        __m512 wv[ZF_TILE_R];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++)
             wv[i] = load_w(wr[i], k, wt);
@@ -142,7 +134,7 @@ INLINE void tile(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r
     }
     if (k < n_in) {
         __mmask16 m = (__mmask16)((1u << (n_in - k)) - 1);
-        __m512 wv[TILE_R];
+        __m512 wv[ZF_TILE_R];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++)
             wv[i] = load_w_mask(wr[i], k, m, wt);
@@ -161,13 +153,13 @@ INLINE void tile(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r
             y[(t + (size_t)j) * ldy + r + (size_t)i] = zfold16(acc[i][j]); /* x86_bf16.h */
 }
 
-/* Tokens [t0, t1) of R rows from r, in tiles of TILE_T and one remainder. */
+/* Tokens [t0, t1) of R rows from r, in tiles of ZF_TILE_T and one remainder. */
 INLINE void token_tiles(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r, const float *act,
                         size_t stride, size_t t0, size_t t1, float *y, size_t ldy, int wt, int R)
 {
     size_t t = t0;
-    for (; t + TILE_T <= t1; t += TILE_T)
-        tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, wt, R, TILE_T);
+    for (; t + ZF_TILE_T <= t1; t += ZF_TILE_T)
+        tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, wt, R, ZF_TILE_T);
     switch (t1 - t) {
     case 1: tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, wt, R, 1); break;
     case 2: tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, wt, R, 2); break;
@@ -184,14 +176,14 @@ INLINE void gemm_rows(const void *w, size_t row_bytes, size_t n_in, size_t r0, s
     const unsigned char *wb = w;
     const float *a = act; /* (n_tokens, stride) */
     size_t stride = act_stride(n_in);
-    size_t chunk = CHUNK_BYTES / (stride * sizeof(float)) / TILE_T * TILE_T;
-    if (chunk < TILE_T)
-        chunk = TILE_T;
+    size_t chunk = ZF_CHUNK_BYTES / (stride * sizeof(float)) / ZF_TILE_T * ZF_TILE_T;
+    if (chunk < ZF_TILE_T)
+        chunk = ZF_TILE_T;
     for (size_t t0 = 0; t0 < n_tokens; t0 += chunk) {
         size_t t1 = n_tokens - t0 < chunk ? n_tokens : t0 + chunk;
         size_t r = r0;
-        for (; r + TILE_R <= r1; r += TILE_R)
-            token_tiles(wb, row_bytes, n_in, r, a, stride, t0, t1, y, ldy, wt, TILE_R);
+        for (; r + ZF_TILE_R <= r1; r += ZF_TILE_R)
+            token_tiles(wb, row_bytes, n_in, r, a, stride, t0, t1, y, ldy, wt, ZF_TILE_R);
         for (; r < r1; r++)
             token_tiles(wb, row_bytes, n_in, r, a, stride, t0, t1, y, ldy, wt, 1);
     }

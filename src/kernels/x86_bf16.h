@@ -18,23 +18,26 @@
  * loads its weights under a mask (zeros elsewhere), so the lanes past the
  * row end gain +0 * +0, as in the reference's zero padding.
  *
- * gemm computes tiles of BF_TILE_R rows x up to BF_TILE_T tokens, each
+ * gemm computes tiles of ZF_TILE_R rows x up to ZF_TILE_T tokens, each
  * (row, token) in its own accumulator, as avx512_f.c's float tiles do. */
 #include <immintrin.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "kernels/x86_bf16_act.h"
 
-#define BF_TILE_R 4
-#define BF_TILE_T 6
+/* The tiles and token chunks of all the AVX-512 float kernels (F32 and F16
+ * in avx512_f.c too): ZF_TILE_R rows x up to ZF_TILE_T tokens. */
+#define ZF_TILE_R 4
+#define ZF_TILE_T 6
 /* Activation bytes a token chunk keeps in cache: 3/4 of the 1 MiB L2 of
- * the smallest AVX-512 cores, as avx512_f.c's. On the Zen 5 VM, 2 threads,
- * pp512 (t/s, two runs each): Llama-2-7B BF16 192 KiB 31.9-32.1, 512 KiB
+ * the smallest AVX-512 cores (Skylake-SP, Zen 4 and 5), so a thread's rows
+ * pass over the weights once per chunk. On the Zen 5 VM, 2 threads, pp512
+ * (t/s, two runs each): Llama-2-7B BF16 192 KiB 31.9-32.1, 512 KiB
  * 43.7-45.2, 768 KiB 47.8-49.3, 1024 KiB 44.5-44.9; TinyLlama BF16 311,
- * 337-351, 350-351. */
-#ifndef BF_CHUNK_BYTES
-#define BF_CHUNK_BYTES (768u * 1024u)
+ * 337-351, 350-351; TinyLlama F16 (avx512_f.c) 178-184 at 192 KiB, 194-196
+ * at 768 (docs/benchmarks.md, session 20). */
+#ifndef ZF_CHUNK_BYTES
+#define ZF_CHUNK_BYTES (768u * 1024u)
 #endif
 
 #define BF_INLINE static inline __attribute__((always_inline))
@@ -94,7 +97,7 @@ BF_INLINE __m512 bf_half(__m512i v, int h)
 #endif
 
 /* One step of R rows x T tokens: weights wv (32 bf16 each), tokens' at a[j] + k. */
-BF_INLINE void bf_step(__m512 acc[BF_TILE_R][BF_TILE_T], const __m512i *wv, const uint16_t *const *a, size_t k,
+BF_INLINE void bf_step(__m512 acc[ZF_TILE_R][ZF_TILE_T], const __m512i *wv, const uint16_t *const *a, size_t k,
                        int R, int T)
 {
 #if BF16_DOT
@@ -108,7 +111,7 @@ BF_INLINE void bf_step(__m512 acc[BF_TILE_R][BF_TILE_T], const __m512i *wv, cons
 #else
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
-        __m512 w[BF_TILE_R];
+        __m512 w[ZF_TILE_R];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++)
             w[i] = bf_half(wv[i], h);
@@ -127,9 +130,9 @@ BF_INLINE void bf_step(__m512 acc[BF_TILE_R][BF_TILE_T], const __m512i *wv, cons
 BF_INLINE void bf_tile(const unsigned char *w, size_t row_bytes, size_t n_in, size_t r, const uint16_t *act,
                        size_t stride, size_t t, float *y, size_t ldy, int R, int T)
 {
-    __m512 acc[BF_TILE_R][BF_TILE_T];
-    const unsigned char *wr[BF_TILE_R];
-    const uint16_t *a[BF_TILE_T];
+    __m512 acc[ZF_TILE_R][ZF_TILE_T];
+    const unsigned char *wr[ZF_TILE_R];
+    const uint16_t *a[ZF_TILE_T];
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
         wr[i] = w + (r + (size_t)i) * row_bytes;
@@ -142,7 +145,7 @@ BF_INLINE void bf_tile(const unsigned char *w, size_t row_bytes, size_t n_in, si
         a[j] = act + (t + (size_t)j) * stride;
     size_t k = 0;
     for (; k + BF_STEP <= n_in; k += BF_STEP) {
-        __m512i wv[BF_TILE_R];
+        __m512i wv[ZF_TILE_R];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++)
             wv[i] = _mm512_loadu_si512((const void *)(wr[i] + 2 * k));
@@ -150,7 +153,7 @@ BF_INLINE void bf_tile(const unsigned char *w, size_t row_bytes, size_t n_in, si
     }
     if (k < n_in) {
         const __mmask32 m = (__mmask32)((1ull << (n_in - k)) - 1);
-        __m512i wv[BF_TILE_R];
+        __m512i wv[ZF_TILE_R];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++)
             wv[i] = _mm512_maskz_loadu_epi16(m, wr[i] + 2 * k);
@@ -167,8 +170,8 @@ BF_INLINE void bf_token_tiles(const unsigned char *w, size_t row_bytes, size_t n
                               size_t stride, size_t t0, size_t t1, float *y, size_t ldy, int R)
 {
     size_t t = t0;
-    for (; t + BF_TILE_T <= t1; t += BF_TILE_T)
-        bf_tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, R, BF_TILE_T);
+    for (; t + ZF_TILE_T <= t1; t += ZF_TILE_T)
+        bf_tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, R, ZF_TILE_T);
     switch (t1 - t) {
     case 1: bf_tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, R, 1); break;
     case 2: bf_tile(w, row_bytes, n_in, r, act, stride, t, y, ldy, R, 2); break;
@@ -186,14 +189,14 @@ static __attribute__((noinline)) void bf_gemm_rows(const void *w, size_t row_byt
     const unsigned char *wb = w;
     const uint16_t *a = act; /* (n_tokens, stride) */
     const size_t stride = bf_stride(n_in);
-    size_t chunk = BF_CHUNK_BYTES / (stride * sizeof(uint16_t)) / BF_TILE_T * BF_TILE_T;
-    if (chunk < BF_TILE_T)
-        chunk = BF_TILE_T;
+    size_t chunk = ZF_CHUNK_BYTES / (stride * sizeof(uint16_t)) / ZF_TILE_T * ZF_TILE_T;
+    if (chunk < ZF_TILE_T)
+        chunk = ZF_TILE_T;
     for (size_t t0 = 0; t0 < n_tokens; t0 += chunk) {
         size_t t1 = n_tokens - t0 < chunk ? n_tokens : t0 + chunk;
         size_t r = r0;
-        for (; r + BF_TILE_R <= r1; r += BF_TILE_R)
-            bf_token_tiles(wb, row_bytes, n_in, r, a, stride, t0, t1, y, ldy, BF_TILE_R);
+        for (; r + ZF_TILE_R <= r1; r += ZF_TILE_R)
+            bf_token_tiles(wb, row_bytes, n_in, r, a, stride, t0, t1, y, ldy, ZF_TILE_R);
         for (; r < r1; r++)
             bf_token_tiles(wb, row_bytes, n_in, r, a, stride, t0, t1, y, ldy, 1);
     }
