@@ -2,7 +2,7 @@
  * instruction-set tier at the TinyLlama-1.1B shapes. Not part of the build:
  *
  *   gcc -O2 -I src -I include bench/kbench_q.c build/libcitadel.a -lpthread -lm -lpcre2-8 -ljansson -o kbench_q
- *   ./kbench_q [scalar|avx2|avx512|avx512vnni] [decode|gemm|all] [tokens] [shape 0-4|-1] [type 0|1|-1]
+ *   ./kbench_q [scalar|avx2|avx2vnni|avx512|avx512vnni] [decode|gemm|all] [tokens] [shape 0-4|-1] [type 0|1|-1]
  *
  * decode: one token; the weights rotate over enough copies (>= 512 MiB) that
  * they come from memory, not cache; prints GB/s of weight bytes streamed.
@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < CIT_ISA_COUNT; i++)
         if (!strcmp(isa_name, cit_isa_name((enum cit_isa)i)))
             isa = (enum cit_isa)i;
-    if (isa == CIT_ISA_COUNT || isa > cit_isa_detected()) {
+    if (isa == CIT_ISA_COUNT || !cit_isa_supported(isa)) {
         fprintf(stderr, "kbench_q: tier %s unknown or unsupported here (detected %s)\n", isa_name,
                 cit_isa_name(cit_isa_detected()));
         return 1;

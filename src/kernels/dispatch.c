@@ -18,7 +18,7 @@
 #include <sys/syscall.h>
 #endif
 
-static const char *const isa_names[CIT_ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512vnni", "amx"};
+static const char *const isa_names[CIT_ISA_COUNT] = {"scalar", "avx2", "avx2vnni", "avx512", "avx512vnni", "amx"};
 
 static const struct cit_kernel *tables[CIT_ISA_COUNT][CIT_TYPE_COUNT];
 static enum cit_isa detected, active;
@@ -63,9 +63,17 @@ static bool has_avx512_bf16(void)
     unsigned a, b, c, d;
     return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
 }
+
+/* AVX-VNNI (the VEX forms of vpdpbusd / vpdpwssd) is CPUID.7.1:EAX bit 4;
+ * the OS saving the ymm state is covered by the AVX2 test. */
+static bool has_avx_vnni(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+}
 #endif
 
-static bool bf16_dot;
+static bool bf16_dot, avx_vnni;
 
 static enum cit_isa detect(void)
 {
@@ -75,7 +83,7 @@ static enum cit_isa detect(void)
         return CIT_ISA_SCALAR;
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
-        return CIT_ISA_AVX2;
+        return avx_vnni ? CIT_ISA_AVX2_VNNI : CIT_ISA_AVX2;
     if (!__builtin_cpu_supports("avx512vnni"))
         return CIT_ISA_AVX512;
     if (!has_amx_int8())
@@ -155,6 +163,12 @@ static unsigned cpu_family(void)
 #endif
 }
 
+/* Whether the CPU runs a tier (detected and avx_vnni set by build). */
+static bool supported(enum cit_isa isa)
+{
+    return (unsigned)isa < CIT_ISA_COUNT && isa <= detected && (isa != CIT_ISA_AVX2_VNNI || avx_vnni);
+}
+
 static void build(void)
 {
     if (cpu_is_amd()) {
@@ -167,13 +181,17 @@ static void build(void)
 #if CIT_X86_KERNELS
     static const cit_kernel_register_fn regs[CIT_ISA_COUNT][3] = {
         [CIT_ISA_AVX2] = {cit_kernels_avx2_f, cit_kernels_avx2_q, cit_kernels_avx2_k},
+        [CIT_ISA_AVX2_VNNI] = {cit_kernels_avx2vnni_q, cit_kernels_avx2vnni_k, NULL},
         [CIT_ISA_AVX512] = {cit_kernels_avx512_f, cit_kernels_avx512_q, cit_kernels_avx512_k},
         [CIT_ISA_AVX512_VNNI] = {cit_kernels_avx512vnni_q, cit_kernels_avx512vnni_k, NULL},
         [CIT_ISA_AMX] = {cit_kernels_amx_q, cit_kernels_amx_k, NULL},
     };
     bf16_dot = has_avx512_bf16();
+    avx_vnni = has_avx_vnni();
     for (int isa = 1; isa < CIT_ISA_COUNT; isa++) {
-        memcpy(tables[isa], tables[isa - 1], sizeof tables[isa]);
+        /* AVX-512 CPUs need not have AVX-VNNI: their tiers build on avx2 */
+        const int below = isa == CIT_ISA_AVX512 ? CIT_ISA_AVX2 : isa - 1;
+        memcpy(tables[isa], tables[below], sizeof tables[isa]);
         for (int i = 0; i < 3; i++)
             if (regs[isa][i])
                 regs[isa][i](tables[isa]);
@@ -192,11 +210,14 @@ static void build(void)
         for (int i = 0; i < CIT_ISA_COUNT; i++)
             if (!strcmp(cap, isa_names[i]))
                 found = i;
-        if (found < 0)
-            fprintf(stderr, "citadel: CITADEL_ISA=%s is not one of scalar, avx2, avx512, avx512vnni, amx; ignored\n",
-                    cap);
-        else if ((enum cit_isa)found < active)
+        if (found < 0) {
+            fprintf(stderr, "citadel: CITADEL_ISA=%s is not one of scalar, avx2, avx2vnni, avx512, avx512vnni, amx; "
+                    "ignored\n", cap);
+        } else if ((enum cit_isa)found < active) {
             active = (enum cit_isa)found;
+            while (!supported(active)) /* avx2vnni on a CPU without AVX-VNNI: avx2 */
+                active = (enum cit_isa)(active - 1);
+        }
     }
 }
 
@@ -216,6 +237,12 @@ enum cit_isa cit_isa_detected(void)
 {
     pthread_once(&once, build);
     return detected;
+}
+
+bool cit_isa_supported(enum cit_isa isa)
+{
+    pthread_once(&once, build);
+    return supported(isa);
 }
 
 enum cit_isa cit_isa_active(void)

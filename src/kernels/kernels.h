@@ -44,11 +44,17 @@
 #define CIT_X86_KERNELS 0
 #endif
 
-/* Instruction-set tiers, each a superset of the one before. */
+/* Instruction-set tiers. Each is a superset of the one before, except
+ * avx2vnni: AVX2 with the VEX-encoded int8 dot products of AVX-VNNI
+ * (Alder Lake and later client cores, Sierra Forest's E-cores, Zen 5),
+ * which CPUs with AVX-512 may lack (Skylake-SP, Ice Lake). The tiers above
+ * it are built on avx2, not on it; cit_isa_supported says which tiers a
+ * CPU can run. */
 enum cit_isa {
     CIT_ISA_SCALAR = 0,  /* portable C: the reference kernels */
     CIT_ISA_AVX2,        /* AVX2 + FMA + F16C (Haswell, Zen 1+) */
-    CIT_ISA_AVX512,      /* + AVX-512 F/BW/VL/DQ (Skylake-SP) */
+    CIT_ISA_AVX2_VNNI,   /* + AVX-VNNI vpdpbusd / vpdpwssd on ymm, for the int8 kernels */
+    CIT_ISA_AVX512,      /* AVX2 tier + AVX-512 F/BW/VL/DQ (Skylake-SP) */
     CIT_ISA_AVX512_VNNI, /* + AVX-512 VNNI int8 dot products (Cascade Lake, Ice Lake, Zen 4+) */
     CIT_ISA_AMX,         /* + AMX tiles with int8 (Sapphire Rapids+), granted by the OS */
     CIT_ISA_COUNT
@@ -105,6 +111,8 @@ void cit_kernels_ref(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx2_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* Q4_0, Q8_0 */
 void cit_kernels_avx2_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* Q4_K, Q5_K, Q6_K */
 void cit_kernels_avx2_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]);       /* F32, F16, BF16 */
+void cit_kernels_avx2vnni_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);   /* Q4_0, Q8_0 by AVX-VNNI */
+void cit_kernels_avx2vnni_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);   /* Q4_K, Q5_K, Q6_K by AVX-VNNI */
 void cit_kernels_avx512_q(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
 void cit_kernels_avx512_f(const struct cit_kernel *tab[CIT_TYPE_COUNT]);
@@ -116,10 +124,14 @@ void cit_kernels_amx_k(const struct cit_kernel *tab[CIT_TYPE_COUNT]); /* the sam
 #endif
 
 /* The best tier this CPU (and OS) supports, detected once. The environment
- * variable CITADEL_ISA (scalar, avx2, avx512, avx512vnni, amx) caps it, for
- * comparisons and for reproducing a result of a smaller machine. */
+ * variable CITADEL_ISA (scalar, avx2, avx2vnni, avx512, avx512vnni, amx)
+ * caps it, for comparisons and for reproducing a result of a smaller
+ * machine: the active tier is the best supported one at or below the cap. */
 enum cit_isa cit_isa_detected(void);
 enum cit_isa cit_isa_active(void);
+/* True when this CPU can run the tier's kernels (every tier up to the
+ * detected one, but avx2vnni only with AVX-VNNI). */
+bool cit_isa_supported(enum cit_isa isa);
 const char *cit_isa_name(enum cit_isa isa);
 
 /* The kernel for a weight type on a tier (falling back to lower tiers for

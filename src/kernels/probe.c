@@ -95,6 +95,7 @@ static void pick_kernels(enum cit_isa isa, struct cit_probe_kernels *k)
 #if CIT_X86_KERNELS
     switch (isa) {
     case CIT_ISA_AVX2: cit_probe_kernels_avx2(k); break;
+    case CIT_ISA_AVX2_VNNI: cit_probe_kernels_avx2vnni(k); break;
     case CIT_ISA_AVX512: cit_probe_kernels_avx512(k); break;
     case CIT_ISA_AVX512_VNNI: cit_probe_kernels_avx512vnni(k); break;
     case CIT_ISA_AMX: cit_probe_kernels_amx(k); break;

@@ -86,6 +86,7 @@ struct cit_probe_kernels {
 void cit_probe_kernels_scalar(struct cit_probe_kernels *k);
 #if CIT_X86_KERNELS
 void cit_probe_kernels_avx2(struct cit_probe_kernels *k);
+void cit_probe_kernels_avx2vnni(struct cit_probe_kernels *k); /* fills dot only, over avx2's */
 void cit_probe_kernels_avx512(struct cit_probe_kernels *k);
 void cit_probe_kernels_avx512vnni(struct cit_probe_kernels *k); /* fills dot only, over avx512's */
 void cit_probe_kernels_amx(struct cit_probe_kernels *k);        /* adds tile, over avx512vnni's */

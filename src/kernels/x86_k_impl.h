@@ -1,8 +1,9 @@
 /* x86_k_impl.h: the K-quant (Q4_K, Q5_K, Q6_K) matmul kernels of the x86
- * tiers, written once and included by avx2_k.c, avx512_k.c and
- * avx512vnni_k.c, which set
+ * tiers, written once and included by avx2_k.c, avx2vnni_k.c, avx512_k.c
+ * and avx512vnni_k.c, which set
  *   KX_BITS    256 or 512: vector width (512 also widens the decode dots);
- *   KX_VNNI    1 to use vpdpbusd / vpdpwssd, 0 for the vpmaddubsw + vpmaddwd
+ *   KX_VNNI    1 to use vpdpbusd / vpdpwssd (256 bits: AVX-VNNI's VEX forms,
+ *              512: AVX512_VNNI), 0 for the vpmaddubsw + vpmaddwd
  *              form (identical integers: the weight codes are unsigned 4/5/6-bit,
  *              so vpmaddubsw of codes and int8 activations never saturates);
  *   KX_NAME    the registration function's name;
@@ -112,7 +113,9 @@ typedef __m512 kvf;
 #endif
 #elif KX_BITS == 256
 #define KX_W 8
+#ifndef KX_R
 #define KX_R 4
+#endif
 typedef __m256i kvi;
 typedef __m256 kvf;
 #define vi_zero() _mm256_setzero_si256()
@@ -139,12 +142,19 @@ typedef __m256 kvf;
 #define vf_sub(a, b) _mm256_sub_ps(a, b)
 #define vf_add(a, b) _mm256_add_ps(a, b)
 #define vf_cvt(a) _mm256_cvtepi32_ps(a)
-#if KX_VNNI
-#define vi_dpbusd(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
-#define vi_dpwssd(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
+#if KX_VNNI /* AVX-VNNI: the VEX forms (the tier has no AVX-512) */
+#define vi_dpbusd(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#define vi_dpwssd(acc, a, b) _mm256_dpwssd_avx_epi32(acc, a, b)
 #endif
 #else
 #error "KX_BITS must be 256 or 512"
+#endif
+#if KX_VNNI /* vpdpwssd on ymm: EVEX (AVX512_VNNI + VL) on the 512-bit tiers, VEX (AVX-VNNI) on the 256-bit one */
+#if KX_BITS == 512
+#define kx_dpwssd256(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
+#else
+#define kx_dpwssd256(acc, a, b) _mm256_dpwssd_avx_epi32(acc, a, b)
+#endif
 #endif
 #if !KX_VNNI
 #define vi_dpwssd(acc, a, b) vi_add(acc, vi_madd(a, b))
@@ -183,7 +193,7 @@ static KX_ALWAYS_INLINE int32_t hsum8(__m256i v)
 static KX_ALWAYS_INLINE __m256i acc_madd(__m256i acc, __m256i p16, __m256i s16)
 {
 #if KX_VNNI
-    return _mm256_dpwssd_epi32(acc, p16, s16);
+    return kx_dpwssd256(acc, p16, s16);
 #else
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, s16));
 #endif
