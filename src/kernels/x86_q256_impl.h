@@ -113,10 +113,7 @@ X2_INLINE void x2_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
                          size_t tok0, float *y, size_t ldy, const int NT, const int q4)
 {
     const size_t nb = n_in / CIT_QK, bsz = q4 ? 18 : 34;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-#if !X2_VNNI
-    const __m256i ones = _mm256_set1_epi16(1);
-#endif
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     const int8_t *codes[XQ_DEC_T];
     const float *da[XQ_DEC_T];
     const int32_t *asum[XQ_DEC_T];
@@ -162,13 +159,12 @@ X2_INLINE void x2_decode(const void *w, size_t row_bytes, size_t n_in, size_t r0
                                 const int8_t *a = codes[t] + b0 / 4 * 128 + 32 * h;
                                 __m256i alo = _mm256_loadu_si256((const __m256i *)(const void *)a);
                                 __m256i ahi = _mm256_loadu_si256((const __m256i *)(const void *)(a + 64));
-#if X2_VNNI
-                                part[t][h][k] = x2_dpbusd(x2_dpbusd(_mm256_setzero_si256(), lo, alo), hi, ahi);
-#else /* the two halves' pair sums added in int16 (<= 4 * 15 * 127), one vpmaddwd */
+                                /* the two halves' pair sums added in int16 (<= 4 * 15 * 127),
+                                 * one vpmaddwd; with VNNI too: two chained vpdpbusd made
+                                 * Q4_0 tg128 2-3% slower (docs/benchmarks.md, session 21) */
                                 __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, alo),
                                                                _mm256_maddubs_epi16(hi, ahi));
                                 part[t][h][k] = _mm256_madd_epi16(s16, ones);
-#endif
                             }
                         } else {
                             __m256i v0 = _mm256_loadu_si256((const __m256i *)(const void *)p);
