@@ -116,7 +116,10 @@ static void usage(FILE *f)
             "  -h, --help              this help\n\n"
             "tests: ppP processes P random token ids in batches of -b from an empty cache; tgN\n"
             "generates N tokens one at a time from an empty cache; ttft is load + context + the first\n"
-            "one-token decode, in milliseconds. The cache is cleared before every repetition.\n",
+            "one-token decode, in milliseconds. The cache is cleared before every repetition.\n\n"
+            "environment: CITADEL_ISA=TIER caps the kernels' instruction-set tier (scalar, avx2,\n"
+            "avx2vnni, avx512, avx512vnni, amx; the header names the one in use), to compare tiers\n"
+            "on one machine (docs/engine.md).\n",
             BENCH_MAX_LIST, cit_cpu_physical_cores());
 }
 

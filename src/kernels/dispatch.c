@@ -163,6 +163,12 @@ static unsigned cpu_family(void)
 #endif
 }
 
+enum cit_isa cit_isa_cap(enum cit_isa best, enum cit_isa cap, bool has_avx_vnni)
+{
+    enum cit_isa isa = cap < best ? cap : best;
+    return isa == CIT_ISA_AVX2_VNNI && !has_avx_vnni ? CIT_ISA_AVX2 : isa;
+}
+
 /* Whether the CPU runs a tier (detected and avx_vnni set by build). */
 static bool supported(enum cit_isa isa)
 {
@@ -213,10 +219,8 @@ static void build(void)
         if (found < 0) {
             fprintf(stderr, "citadel: CITADEL_ISA=%s is not one of scalar, avx2, avx2vnni, avx512, avx512vnni, amx; "
                     "ignored\n", cap);
-        } else if ((enum cit_isa)found < active) {
-            active = (enum cit_isa)found;
-            while (!supported(active)) /* avx2vnni on a CPU without AVX-VNNI: avx2 */
-                active = (enum cit_isa)(active - 1);
+        } else {
+            active = cit_isa_cap(detected, (enum cit_isa)found, avx_vnni);
         }
     }
 }

@@ -132,6 +132,9 @@ enum cit_isa cit_isa_active(void);
 /* True when this CPU can run the tier's kernels (every tier up to the
  * detected one, but avx2vnni only with AVX-VNNI). */
 bool cit_isa_supported(enum cit_isa isa);
+/* The tier a cap leaves on a CPU whose best tier is best: the lower of the
+ * two, and avx2 for avx2vnni where the CPU lacks AVX-VNNI. */
+enum cit_isa cit_isa_cap(enum cit_isa best, enum cit_isa cap, bool has_avx_vnni);
 const char *cit_isa_name(enum cit_isa isa);
 
 /* The kernel for a weight type on a tier (falling back to lower tiers for

@@ -524,6 +524,15 @@ static void test_dispatch(void **state)
         if (isa != CIT_ISA_AVX2_VNNI)
             assert_int_equal(cit_isa_supported((enum cit_isa)isa), isa <= (int)d);
     assert_false(cit_isa_supported(CIT_ISA_COUNT));
+    /* CITADEL_ISA caps: the lower tier, avx2vnni only with AVX-VNNI (Ice Lake:
+     * avx512vnni without it; Alder Lake: avx2vnni, no AVX-512) */
+    assert_int_equal(cit_isa_cap(CIT_ISA_AVX512_VNNI, CIT_ISA_AVX2_VNNI, false), CIT_ISA_AVX2);
+    assert_int_equal(cit_isa_cap(CIT_ISA_AVX512_VNNI, CIT_ISA_AVX2_VNNI, true), CIT_ISA_AVX2_VNNI);
+    assert_int_equal(cit_isa_cap(CIT_ISA_AMX, CIT_ISA_AVX512, true), CIT_ISA_AVX512);
+    assert_int_equal(cit_isa_cap(CIT_ISA_AVX2_VNNI, CIT_ISA_AMX, true), CIT_ISA_AVX2_VNNI);
+    assert_int_equal(cit_isa_cap(CIT_ISA_AVX2_VNNI, CIT_ISA_AVX512, true), CIT_ISA_AVX2_VNNI);
+    assert_int_equal(cit_isa_cap(CIT_ISA_AVX2, CIT_ISA_AVX2_VNNI, false), CIT_ISA_AVX2);
+    assert_int_equal(cit_isa_cap(CIT_ISA_AVX512, CIT_ISA_SCALAR, false), CIT_ISA_SCALAR);
     assert_true(cit_isa_supported(cit_isa_active()));
     /* It replaces exactly the int8 kernels; the tiers above build on avx2,
      * so none of them holds an AVX-VNNI kernel. */
