@@ -351,9 +351,9 @@ X2_INLINE void x2_r16_group(const unsigned char *const grps[2], size_t nb, size_
             _mm_prefetch((const char *)dreg + 32 * b + XQ2_R16_PF / 8, XQ2_PF_HINT);
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
-                __m256i s16[XQ_DEC_T]; /* VNNI: int32 sums */
+                __m256i bsum[XQ_DEC_T]; /* the block's sums: int16 pairs, or int32 with VNNI */
                 for (int t = 0; t < NT; t++)
-                    s16[t] = _mm256_setzero_si256();
+                    bsum[t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
                 for (int k = 0; k < 4; k++) {
                     __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(q + 64 * k + 32 * h));
@@ -364,10 +364,10 @@ X2_INLINE void x2_r16_group(const unsigned char *const grps[2], size_t nb, size_
                         __m256i al = _mm256_broadcastd_epi32(_mm_loadu_si32(a));
                         __m256i ah = _mm256_broadcastd_epi32(_mm_loadu_si32(a + 64));
 #if X2_VNNI
-                        s16[t] = x2_dpbusd(x2_dpbusd(s16[t], cl, al), ch, ah);
+                        bsum[t] = x2_dpbusd(x2_dpbusd(bsum[t], cl, al), ch, ah);
 #else
-                        s16[t] = _mm256_add_epi16(s16[t], _mm256_add_epi16(_mm256_maddubs_epi16(cl, al),
-                                                                           _mm256_maddubs_epi16(ch, ah)));
+                        bsum[t] = _mm256_add_epi16(bsum[t], _mm256_add_epi16(_mm256_maddubs_epi16(cl, al),
+                                                                             _mm256_maddubs_epi16(ch, ah)));
 #endif
                     }
                 }
@@ -376,9 +376,9 @@ X2_INLINE void x2_r16_group(const unsigned char *const grps[2], size_t nb, size_
 #pragma GCC unroll 3
                 for (int t = 0; t < NT; t++) {
 #if X2_VNNI
-                    __m256i si = _mm256_sub_epi32(s16[t], _mm256_set1_epi32(8 * asum[t][b]));
+                    __m256i si = _mm256_sub_epi32(bsum[t], _mm256_set1_epi32(8 * asum[t][b]));
 #else
-                    __m256i si = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(8 * asum[t][b]));
+                    __m256i si = _mm256_sub_epi32(_mm256_madd_epi16(bsum[t], ones), _mm256_set1_epi32(8 * asum[t][b]));
 #endif
                     __m256 sc = x2_mul(dw, _mm256_set1_ps(da[t][b]));
                     facc[g][t][h] = _mm256_add_ps(facc[g][t][h], x2_mul(_mm256_cvtepi32_ps(si), sc));
