@@ -244,7 +244,7 @@ INLINE __m256i bf_round8(__m256 x)
     return _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x400000)), nan);
 }
 
-static void bf_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
+void cit_bf16_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
 {
     (void)n_tokens;
     const size_t stride = bf_stride(n_in);
@@ -376,7 +376,7 @@ static __attribute__((noinline)) void bf_gemm_rows(const void *w, size_t row_byt
 
 BF_GEMM_UNDER_FLUSH(bf_gemm, bf_gemm_rows)
 
-static const struct cit_kernel k_bf16 = {.act_bytes = bf_act_bytes, .pack_group = 1, .pack = bf_pack, .gemm = bf_gemm};
+static const struct cit_kernel k_bf16 = {.act_bytes = bf_act_bytes, .pack_group = 1, .pack = cit_bf16_pack, .gemm = bf_gemm};
 
 void cit_kernels_avx2_f(const struct cit_kernel *tab[CIT_TYPE_COUNT])
 {

@@ -42,39 +42,6 @@
 
 #define BF_INLINE static inline __attribute__((always_inline))
 
-/* 16 floats to bf16 as cit_fp32_to_bf16 rounds them (nearest even; NaN
- * quieted, payload truncated). */
-BF_INLINE __m256i bf_round16(__m512 x)
-{
-    __m512i u = _mm512_castps_si512(x);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
-}
-
-static void bf_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act)
-{
-    (void)n_tokens;
-    const size_t stride = bf_stride(n_in);
-    for (size_t t = t0; t < t1; t++) {
-        const float *src = x + t * n_in;           /* (n_in) */
-        uint16_t *dst = (uint16_t *)act + t * stride; /* (stride) */
-        size_t k = 0;
-        for (; k + 16 <= n_in; k += 16)
-            _mm256_storeu_si256((__m256i *)(void *)(dst + k), bf_round16(_mm512_loadu_ps(src + k)));
-        if (k < n_in) {
-            __mmask16 m = (__mmask16)((1u << (n_in - k)) - 1);
-            _mm256_storeu_si256((__m256i *)(void *)(dst + k), bf_round16(_mm512_maskz_loadu_ps(m, src + k)));
-            k += 16;
-        }
-        for (; k < stride; k += 16)
-            _mm256_storeu_si256((__m256i *)(void *)(dst + k), _mm256_setzero_si256());
-    }
-}
-
 /* The reference fold of the float dots (lane i += lane i + 8, + 4, + 2,
  * + 1); BF16's runs under bf_gemm's flush-to-zero. avx512_f.c's F32 and F16
  * tiles use it too. */
@@ -204,4 +171,4 @@ static __attribute__((noinline)) void bf_gemm_rows(const void *w, size_t row_byt
 
 BF_GEMM_UNDER_FLUSH(bf_gemm, bf_gemm_rows)
 
-static const struct cit_kernel k_bf16 = {.act_bytes = bf_act_bytes, .pack_group = 1, .pack = bf_pack, .gemm = bf_gemm};
+static const struct cit_kernel k_bf16 = {.act_bytes = bf_act_bytes, .pack_group = 1, .pack = cit_bf16_pack, .gemm = bf_gemm};

@@ -28,6 +28,11 @@ static inline bool bf_act_bytes(uint64_t n_in, uint64_t n_tokens, uint64_t *byte
            cit_mul_u64(*bytes, sizeof(uint16_t), bytes);
 }
 
+/* Packs tokens [t0, t1) of x into those rows (cit_kernel.pack), rounding as
+ * cit_fp32_to_bf16. One AVX2 function (avx2_f.c) for every x86 tier: the
+ * layout is theirs in common, and packing is a small part of a matmul. */
+void cit_bf16_pack(const float *x, size_t n_in, size_t n_tokens, size_t t0, size_t t1, void *act);
+
 /* Defines NAME, a gemm that runs ROWS (a noinline gemm of the same
  * signature, so no arithmetic moves across the MXCSR writes) with the flush
  * bits set. */
