@@ -139,7 +139,8 @@ const char *cit_isa_name(enum cit_isa isa);
 
 /* The kernel for a weight type on a tier (falling back to lower tiers for
  * types a tier does not implement); NULL when the type cannot be a weight.
- * cit_kernel_get uses the active tier. */
+ * Its functions may only run where cit_isa_supported(isa). cit_kernel_get
+ * uses the active tier. */
 const struct cit_kernel *cit_kernel_for_isa(uint32_t type, enum cit_isa isa);
 const struct cit_kernel *cit_kernel_get(uint32_t type);
 
